@@ -1,0 +1,51 @@
+"""Names and layout of the records in a package archive (the format torch.package writes).
+
+A package is a ZIP written by PyTorch's serializer: every record is stored uncompressed and
+64-byte aligned, under one top-level folder named after the archive file. Inside it::
+
+    .data/version            format version ("6")
+    .data/extern_modules     one externed module per line
+    .data/python_version     version of the Python that wrote the package
+    .data/<key>.storage      raw bytes of one tensor storage
+    <package>/<resource>     user files; interned modules as <a>/<b>.py or <a>/<b>/__init__.py
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+FORMAT_VERSION = 6
+VERSION_RECORD = ".data/version"
+EXTERN_MODULES_RECORD = ".data/extern_modules"
+PYTHON_VERSION_RECORD = ".data/python_version"
+MOCK_SUPPORT_RECORD = "_mock.py"
+
+
+def storage_record(key: str) -> str:
+    return f".data/{key}.storage"
+
+
+def resource_record(package: str, resource: str) -> str:
+    """Where ``resource`` of ``package`` lives: ``("my.pkg", "a.txt")`` -> ``my/pkg/a.txt``."""
+    if not resource or "/" in resource or "\\" in resource or resource in (".", ".."):
+        raise ValueError(
+            f"resource {resource!r} must be a plain file name; put it in a sub-package "
+            f"instead, e.g. package={package + '.folder'!r}"
+        )
+    folder = package.replace(".", "/")
+    return f"{folder}/{resource}" if folder else resource
+
+
+def source_record(module_name: str, is_package: bool) -> str:
+    path = module_name.replace(".", "/")
+    return f"{path}/__init__.py" if is_package else f"{path}.py"
+
+
+def module_for_record(record: str) -> tuple[str, bool] | None:
+    """``a/b.py`` -> ``("a.b", False)``, ``a/__init__.py`` -> ``("a", True)``, else None."""
+    if not record.endswith(".py") or record.startswith(".data/"):
+        return None
+    folder, file_name = posixpath.split(record[:-3])
+    if file_name == "__init__":
+        return (folder.replace("/", "."), True) if folder else None
+    return (posixpath.join(folder, file_name).replace("/", "."), False)

@@ -1,0 +1,91 @@
+"""Writing the ZIP container: records go to a temporary file that replaces the target at the end.
+
+An export that fails, is interrupted or is killed leaves the previous archive (if any) intact
+and no partial file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import IO
+
+import torch
+
+from .archive_format import FORMAT_VERSION
+
+
+class ArchiveWriter:
+    """Appends records to a new package archive at a path or in a writable binary file."""
+
+    def __init__(self, target: str | os.PathLike[str] | IO[bytes]) -> None:
+        self._written: set[str] = set()
+        self._target_path: str | None = None
+        self._staging_dir: str | None = None
+        if isinstance(target, (str, os.PathLike)):
+            self._target_path = os.path.abspath(os.fspath(target))
+            folder, file_name = os.path.split(self._target_path)
+            if not file_name:
+                raise ValueError(f"{target!r} names a folder; give the package a file name")
+            # A private folder beside the target holds a file with the target's own name:
+            # PyTorch names the archive's top folder after the file, so the bytes are exactly
+            # those of a direct write, and the rename never crosses file systems.
+            self._staging_dir = tempfile.mkdtemp(prefix=f".{file_name}.", dir=folder or ".")
+            staging_file = os.path.join(self._staging_dir, file_name)
+            self.zip_file = torch._C.PyTorchFileWriter(staging_file)
+            self.name = self._target_path
+        else:
+            self.zip_file = torch._C.PyTorchFileWriter(target)
+            self.name = getattr(target, "name", "<binary>")
+            self._target = target
+        self.zip_file.set_min_version(FORMAT_VERSION)
+
+    def _claim(self, name: str) -> None:
+        if name in self._written:
+            raise ValueError(
+                f"record {name!r} is already in the package {self.name}; every resource and "
+                "module can be saved once"
+            )
+        self._written.add(name)
+
+    def has_record(self, name: str) -> bool:
+        return name in self._written
+
+    def write(self, name: str, data: bytes | str) -> None:
+        self._claim(name)
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self.zip_file.write_record(name, data, len(data))
+
+    def write_storage(self, name: str, storage: torch.UntypedStorage) -> None:
+        """Stream a CPU storage's bytes straight from its memory into the archive."""
+        self._claim(name)
+        self.zip_file.write_record(name, storage, storage.nbytes())
+
+    def commit(self) -> None:
+        """Finish the ZIP and put it in place of the target."""
+        self.zip_file.write_end_of_file()
+        del self.zip_file
+        if self._target_path is None:
+            flush = getattr(self._target, "flush", None)
+            if flush is not None:
+                flush()
+            return
+        assert self._staging_dir is not None
+        staging_file = os.path.join(self._staging_dir, os.path.basename(self._target_path))
+        try:
+            # No fsync: the rename already protects against interrupted and killed exports;
+            # durability across power loss is the caller's choice and costs seconds per GiB.
+            os.replace(staging_file, self._target_path)
+        finally:
+            shutil.rmtree(self._staging_dir, ignore_errors=True)
+            self._staging_dir = None
+
+    def abort(self) -> None:
+        """Drop everything written; the target is left as it was."""
+        if hasattr(self, "zip_file"):
+            del self.zip_file
+        if self._staging_dir is not None:
+            shutil.rmtree(self._staging_dir, ignore_errors=True)
+            self._staging_dir = None

@@ -1,0 +1,250 @@
+"""Turning "save these objects and modules" into the set of modules a package must provide.
+
+Every module reached from a pickle's globals or an interned module's imports gets exactly one
+decision: extern (left to the loading environment), intern (its source goes in the package),
+mock (a stub goes in), or a problem that stops the export. Problems are collected, not raised
+on sight, so that one :class:`PackagingError` can list them all.
+"""
+
+from __future__ import annotations
+
+import enum
+import warnings
+from collections import deque
+from dataclasses import dataclass
+
+from .analysis.digraph import DiGraph
+from .analysis.import_scanner import ImportAnalysisError, find_imports
+from .analysis.stdlib import is_stdlib_module
+from .errors import EmptyMatchError, PackagingError
+from .importer import Importer
+from .mangling import demangle
+from .module_actions import ActionTable, ModuleAction
+from .module_source import ModuleLocator, ModuleSource
+
+# Part of the standard library, but they reach far into the host: they must be externed on
+# purpose.
+_NOT_IMPLICITLY_EXTERN = frozenset({"sys", "io"})
+
+# Module names that a package provides at load time rather than as source.
+IMPORTER_MODULE = "torch_package_importer"
+MOCK_SUPPORT_MODULE = "_mock"
+
+
+class Problem(enum.Enum):
+    NO_ACTION = "Module did not match against any action pattern. Extern, mock, or intern it."
+    DENIED = "Module was denied by a pattern."
+    NOT_FOUND = "Module could not be imported or found."
+    NO_SOURCE = "Module source could not be packaged."
+    DEPENDENCY_RESOLUTION_FAILED = "Dependency resolution failed (the source could not be parsed)."
+    MOCKED_BUT_STILL_USED = (
+        "Module was mocked out, but objects from it are pickled in the package. Intern or "
+        "extern it if those objects are meant to be in the package."
+    )
+
+
+@dataclass
+class ModuleDecision:
+    action: ModuleAction | None = None
+    source: ModuleSource | None = None
+    problem: Problem | None = None
+    context: str | None = None
+
+
+class DependencyResolver:
+    """Decides, for every module a package needs, how the package provides it."""
+
+    def __init__(self, importer: Importer) -> None:
+        self.locator = ModuleLocator(importer)
+        self.actions = ActionTable()
+        self.graph = DiGraph()
+        self.decisions: dict[str, ModuleDecision] = {}
+        self._uses_mock_support = False
+        self._dynamic_import_warnings: list[str] = []
+        self._exists: dict[str, bool] = {}
+
+    # -- requests -------------------------------------------------------------------------
+
+    def require(self, module_name: str, requested_by: str | None = None) -> None:
+        """``requested_by`` (a module or ``<pickle>`` node) needs ``module_name``."""
+        module_name = demangle(module_name)
+        pending = deque([(module_name, requested_by)])
+        while pending:
+            name, parent = pending.popleft()
+            if parent is not None:
+                self.graph.add_edge(parent, name)
+            else:
+                self.graph.add_node(name)
+            if name in self.decisions:
+                continue
+            decision = self._decide(name)
+            self.decisions[name] = decision
+            if decision.action is ModuleAction.INTERN and decision.problem is None:
+                pending.extend((dep, name) for dep in self._dependencies_of(decision.source))
+
+    def intern_source(self, source: ModuleSource, scan_dependencies: bool) -> None:
+        """Intern ``source`` whatever the patterns say (save_module, save_source_string)."""
+        self.graph.add_node(source.name)
+        decision = ModuleDecision(ModuleAction.INTERN, source, source.problem)
+        self.decisions[source.name] = decision
+        if source.problem is None and scan_dependencies:
+            for dep in self._dependencies_of(source):
+                self.require(dep, source.name)
+
+    def intern_module(self, module_name: str, scan_dependencies: bool) -> None:
+        try:
+            source = self.locator.locate(module_name)
+        except ImportError as err:
+            self.graph.add_node(module_name)
+            self.decisions[module_name] = ModuleDecision(
+                ModuleAction.INTERN, problem=Problem.NOT_FOUND, context=str(err)
+            )
+            return
+        self.intern_source(source, scan_dependencies)
+
+    def require_from_pickle(self, pickle_node: str, references: list[tuple[str, str]]) -> None:
+        """A pickle references ``(module, name)`` globals: each module must be loadable."""
+        self.graph.add_node(pickle_node)
+        fields_by_module: dict[str, list[str]] = {}
+        for module_name, field in references:
+            fields_by_module.setdefault(demangle(module_name), []).append(field)
+        for module_name, fields in fields_by_module.items():
+            self.require(module_name, pickle_node)
+            decision = self.decisions[module_name]
+            if decision.action is ModuleAction.MOCK:
+                decision.problem = Problem.MOCKED_BUT_STILL_USED
+                decision.context = f"{pickle_node} uses {', '.join(sorted(set(fields)))}"
+
+    # -- decisions ------------------------------------------------------------------------
+
+    def _decide(self, name: str) -> ModuleDecision:
+        if name == IMPORTER_MODULE:
+            return ModuleDecision()
+        if name == MOCK_SUPPORT_MODULE:
+            # Re-packaging a package that already mocks something: write our _mock once.
+            self._uses_mock_support = True
+            return ModuleDecision()
+        if self._implicitly_extern(name):
+            self.actions.mark_matches(name)
+            return ModuleDecision(ModuleAction.EXTERN)
+        if name == "__main__":
+            return self._located_decision(ModuleAction.INTERN, name)
+        rule = self.actions.first_match(name)
+        if rule is None:
+            return ModuleDecision(problem=Problem.NO_ACTION)
+        rule.matched = True
+        if rule.action is ModuleAction.DENY:
+            return ModuleDecision(ModuleAction.DENY, problem=Problem.DENIED)
+        if rule.action is ModuleAction.EXTERN:
+            return ModuleDecision(ModuleAction.EXTERN)
+        if rule.action is ModuleAction.MOCK:
+            self._uses_mock_support = True
+        return self._located_decision(rule.action, name)
+
+    def _located_decision(self, action: ModuleAction, name: str) -> ModuleDecision:
+        try:
+            source = self.locator.locate(name)
+        except ImportError as err:
+            if action is ModuleAction.MOCK:
+                # Mocking a module that does not exist here is fine: the stub stands in for it.
+                return ModuleDecision(action, ModuleSource(name, False))
+            return ModuleDecision(action, problem=Problem.NOT_FOUND, context=str(err))
+        if action is ModuleAction.MOCK:
+            return ModuleDecision(action, source)
+        problem = Problem.NO_SOURCE if source.problem is not None else None
+        context = source.problem.value if source.problem is not None else None
+        if source.origin and context:
+            context = f"{context} (file: {source.origin})"
+        return ModuleDecision(action, source, problem, context)
+
+    @staticmethod
+    def _implicitly_extern(name: str) -> bool:
+        top = name.partition(".")[0]
+        return top == "torch" or (top not in _NOT_IMPLICITLY_EXTERN and is_stdlib_module(top))
+
+    def _module_exists(self, name: str) -> bool:
+        known = self._exists.get(name)
+        if known is None:
+            known = self._exists[name] = self.locator.exists(name)
+        return known
+
+    def _dependencies_of(self, source: ModuleSource | None) -> list[str]:
+        if source is None or source.source is None:
+            return []
+        try:
+            scan = find_imports(
+                source.source, source.name, source.is_package, filename=source.origin or source.name
+            )
+        except ImportAnalysisError as err:
+            decision = self.decisions.setdefault(source.name, ModuleDecision(ModuleAction.INTERN))
+            decision.problem = Problem.DEPENDENCY_RESOLUTION_FAILED
+            decision.context = str(err)
+            return []
+        self._dynamic_import_warnings.extend(scan.warnings)
+        dependencies: dict[str, None] = {}
+        for ref in scan.imports:
+            # `from pkg import sub` needs only pkg.sub when sub is a submodule.
+            if ref.name is not None and self._module_exists(f"{ref.module}.{ref.name}"):
+                dependencies[f"{ref.module}.{ref.name}"] = None
+            elif self._module_exists(ref.module):
+                dependencies[ref.module] = None
+        dependencies.pop(source.name, None)
+        return list(dependencies)
+
+    # -- results --------------------------------------------------------------------------
+
+    def modules_with(self, action: ModuleAction) -> list[str]:
+        return sorted(
+            name
+            for name, decision in self.decisions.items()
+            if decision.action is action and decision.problem is None
+        )
+
+    @property
+    def uses_mock_support(self) -> bool:
+        return self._uses_mock_support
+
+    def check(self) -> None:
+        """Raise the export's problems: first broken modules, then patterns that matched nothing."""
+        if self._dynamic_import_warnings:
+            shown = "\n  ".join(self._dynamic_import_warnings[:10])
+            more = len(self._dynamic_import_warnings) - 10
+            warnings.warn(
+                f"{len(self._dynamic_import_warnings)} dynamic import(s) could not be resolved "
+                f"statically:\n  {shown}" + (f"\n  ... and {more} more" if more > 0 else ""),
+                stacklevel=3,
+            )
+            self._dynamic_import_warnings.clear()
+        broken = {name: d for name, d in self.decisions.items() if d.problem is not None}
+        if broken:
+            raise PackagingError(self._describe(broken), {n: d.problem.value for n, d in broken.items()})
+        unmatched = self.actions.unmatched()
+        if unmatched:
+            listed = ", ".join(f"{rule.action.value}({rule.pattern})" for rule in unmatched)
+            raise EmptyMatchError(
+                f"Exporter did not match any modules to {listed}, which was marked as "
+                "allow_empty=False. Fix the pattern or pass allow_empty=True."
+            )
+
+    def _describe(self, broken: dict[str, ModuleDecision]) -> str:
+        lines = [f"{len(broken)} module(s) cannot be packaged:"]
+        by_problem: dict[Problem, list[str]] = {}
+        for name, decision in broken.items():
+            by_problem.setdefault(decision.problem, []).append(name)  # type: ignore[arg-type]
+        for problem, names in by_problem.items():
+            lines.append(f"* {problem.value}")
+            for name in names:
+                decision = broken[name]
+                lines.append(f"    {name}")
+                if decision.context:
+                    lines.append(f"      Context: {decision.context}")
+                if name in _NOT_IMPLICITLY_EXTERN:
+                    lines.append(
+                        f"      Note: `{name}` is part of the standard library but reaches deep "
+                        "into the host process; extern it explicitly if packaged code must "
+                        f"use it: exporter.extern({name!r})"
+                    )
+                chain = self.graph.first_path(name)
+                if len(chain) > 1:
+                    lines.append(f"      Pulled in by: {' -> '.join(chain)}")
+        return "\n".join(lines)

@@ -1,0 +1,243 @@
+"""``PackageExporter``: writes code, pickled objects and resources into a package archive."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from . import _mock
+from .analysis.glob_group import GlobGroup, GlobPattern
+from .analysis.pickle_scanner import find_globals
+from .archive_format import (
+    EXTERN_MODULES_RECORD,
+    MOCK_SUPPORT_RECORD,
+    PYTHON_VERSION_RECORD,
+    resource_record,
+    source_record,
+)
+from .archive_writer import ArchiveWriter
+from .dependency_resolver import DependencyResolver
+from .importer import Importer, OrderedImporter, sys_importer
+from .mangling import is_mangled
+from .module_actions import ModuleAction
+from .module_source import ModuleSource
+from .package_pickler import dumps
+from .storages import StorageSaver
+
+
+class PackageExporter:
+    """Writes a self-contained package: pickled objects, the code they need, and resources.
+
+    Use it as a context manager; the archive is written when the block ends without error::
+
+        with PackageExporter("model.pt") as exporter:
+            exporter.intern("my_models.**")
+            exporter.extern("numpy.**")
+            exporter.save_pickle("model", "model.pkl", model)
+
+    Modules found while saving are interned, externed, mocked or denied by the first pattern
+    that matches them, in the order the patterns were declared. The standard library and
+    ``torch`` are always extern.
+    """
+
+    def __init__(
+        self,
+        f: str | os.PathLike[str] | IO[bytes],
+        importer: Importer | Sequence[Importer] = sys_importer,
+        debug: bool = False,
+    ) -> None:
+        if isinstance(importer, Importer):
+            self.importer = importer
+        elif isinstance(importer, Sequence):
+            self.importer = OrderedImporter(*importer)
+        else:
+            raise TypeError(
+                f"importer must be an Importer or a sequence of Importers, not {type(importer)}"
+            )
+        self.debug = debug
+        self._archive = ArchiveWriter(f)
+        self.zip_file = self._archive.zip_file
+        self.script_module_serializer = torch._C.ScriptModuleSerializer(self.zip_file)
+        self.storage_context = self.script_module_serializer.storage_context()
+        self._storages = StorageSaver(self._archive.write_storage, self.storage_context)
+        self._resolver = DependencyResolver(self.importer)
+        self.dependency_graph = self._resolver.graph
+        self._reduced: dict[int, tuple[Any, tuple]] = {}
+        self._next_unique_id = 0
+        self._closed = False
+
+    # -- patterns -------------------------------------------------------------------------
+
+    def _add_rule(
+        self, action: ModuleAction, include: GlobPattern, exclude: GlobPattern, allow_empty: bool
+    ) -> None:
+        self._resolver.actions.add(GlobGroup(include, exclude=exclude), action, allow_empty)
+
+    def intern(self, include: GlobPattern, *, exclude: GlobPattern = (), allow_empty: bool = True) -> None:
+        """Put the source of matching modules in the package (and scan their imports)."""
+        self._add_rule(ModuleAction.INTERN, include, exclude, allow_empty)
+
+    def extern(self, include: GlobPattern, *, exclude: GlobPattern = (), allow_empty: bool = True) -> None:
+        """Leave matching modules to the environment that loads the package."""
+        self._add_rule(ModuleAction.EXTERN, include, exclude, allow_empty)
+
+    def mock(self, include: GlobPattern, *, exclude: GlobPattern = (), allow_empty: bool = True) -> None:
+        """Replace matching modules with stubs whose names raise when used."""
+        self._add_rule(ModuleAction.MOCK, include, exclude, allow_empty)
+
+    def deny(self, include: GlobPattern, *, exclude: GlobPattern = ()) -> None:
+        """Make the export fail if a matching module is needed."""
+        self._add_rule(ModuleAction.DENY, include, exclude, allow_empty=True)
+
+    # -- saving ---------------------------------------------------------------------------
+
+    def save_pickle(
+        self,
+        package: str,
+        resource: str,
+        obj: Any,
+        dependencies: bool = True,
+        pickle_protocol: int = 3,
+    ) -> None:
+        """Pickle ``obj`` as ``package/resource``; tensors' storages go to ``.data/``."""
+        if pickle_protocol not in (3, 4):
+            raise ValueError(f"pickle_protocol must be 3 or 4 (as torch.package), not {pickle_protocol}")
+        record = resource_record(package, resource)
+        data = dumps(obj, self.importer, protocol=pickle_protocol, persistent_id=self._persistent_id)
+        if dependencies:
+            self._resolver.require_from_pickle(f"<{package}.{resource}>", find_globals(data, record))
+        self._archive.write(record, data)
+
+    def save_text(self, package: str, resource: str, text: str) -> None:
+        self._archive.write(resource_record(package, resource), text.encode("utf-8"))
+
+    def save_binary(self, package: str, resource: str, binary: bytes) -> None:
+        self._archive.write(resource_record(package, resource), bytes(binary))
+
+    def save_module(self, module_name: str, dependencies: bool = True) -> None:
+        """Intern ``module_name`` (found through the importer) whatever the patterns say."""
+        if not isinstance(module_name, str):
+            raise TypeError(
+                "save_module() takes a module name; did you mean to pass module.__name__?"
+            )
+        self._resolver.intern_module(module_name, dependencies)
+
+    def save_source_string(
+        self, module_name: str, src: str, is_package: bool = False, dependencies: bool = True
+    ) -> None:
+        """Add ``src`` to the package as the source of ``module_name``."""
+        source = ModuleSource(module_name, is_package, src.encode("utf-8"), origin=f"<{module_name}>")
+        self._resolver.intern_source(source, dependencies)
+
+    def save_source_file(
+        self, module_name: str, file_or_directory: str | os.PathLike[str], dependencies: bool = True
+    ) -> None:
+        """Add a file as ``module_name``, or a folder as the package ``module_name``."""
+        path = Path(file_or_directory)
+        if not path.is_dir():
+            self._resolver.intern_source(
+                ModuleSource(module_name, False, path.read_bytes(), origin=str(path)), dependencies
+            )
+            return
+        for file in sorted(path.rglob("*.py")):
+            parts = list(file.relative_to(path).with_suffix("").parts)
+            is_package = parts[-1] == "__init__"
+            if is_package:
+                parts.pop()
+            name = ".".join([module_name, *parts])
+            self._resolver.intern_source(
+                ModuleSource(name, is_package, file.read_bytes(), origin=str(file)), dependencies
+            )
+
+    def add_dependency(self, module_name: str, dependencies: bool = True) -> None:
+        """Require ``module_name`` as if something in the package imported it."""
+        self._resolver.require(module_name)
+
+    def get_unique_id(self) -> str:
+        """An id handed out once per exporter (for ``__reduce_package__`` implementations)."""
+        unique_id = str(self._next_unique_id)
+        self._next_unique_id += 1
+        return unique_id
+
+    def _persistent_id(self, obj: Any) -> Any:
+        storage_id = self._storages.persistent_id(obj)
+        if storage_id is not None:
+            return storage_id
+        if isinstance(obj, type) or not hasattr(obj, "__reduce_package__"):
+            return None
+        reduced = self._reduced.get(id(obj))
+        if reduced is None:
+            # The id in the archive is a counter, not id(obj): archives must not depend on
+            # memory addresses. Keep obj alive so its id() cannot be reused meanwhile.
+            reduced = self._reduced[id(obj)] = (obj, (
+                "reduce_package",
+                len(self._reduced),
+                *obj.__reduce_package__(self),
+            ))
+        return reduced[1]
+
+    # -- closing --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Resolve every dependency, write the modules, and finish the archive."""
+        if self._closed:
+            return
+        try:
+            self._resolver.check()
+            self._write_modules()
+            self._archive.write(PYTHON_VERSION_RECORD, platform.python_version())
+            self.script_module_serializer.write_files()
+            self._archive.commit()
+        except BaseException:
+            self._archive.abort()
+            raise
+        finally:
+            self._closed = True
+
+    def _write_modules(self) -> None:
+        resolver = self._resolver
+        for name in resolver.modules_with(ModuleAction.INTERN):
+            source = resolver.decisions[name].source
+            if source is None or source.source is None:
+                continue
+            if is_mangled(name):
+                raise ValueError(f"refusing to save the mangled module name {name!r}")
+            self._archive.write(source_record(name, source.is_package), source.source)
+        mocked = resolver.modules_with(ModuleAction.MOCK)
+        if mocked or resolver.uses_mock_support:
+            self._archive.write(MOCK_SUPPORT_RECORD, Path(_mock.__file__).read_bytes())
+        for name in mocked:
+            source = resolver.decisions[name].source
+            is_package = source is not None and source.is_package
+            self._archive.write(source_record(name, is_package), _mock.MOCKED_MODULE_SOURCE)
+        externs = resolver.modules_with(ModuleAction.EXTERN)
+        self._archive.write(EXTERN_MODULES_RECORD, "".join(f"{name}\n" for name in externs))
+
+    def __enter__(self) -> PackageExporter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        if exc_type is not None:
+            self._archive.abort()
+            self._closed = True
+            return
+        self.close()
+
+    # -- introspection --------------------------------------------------------------------
+
+    def externed_modules(self) -> list[str]:
+        return self._resolver.modules_with(ModuleAction.EXTERN)
+
+    def interned_modules(self) -> list[str]:
+        return self._resolver.modules_with(ModuleAction.INTERN)
+
+    def mocked_modules(self) -> list[str]:
+        return self._resolver.modules_with(ModuleAction.MOCK)
+
+    def denied_modules(self) -> list[str]:
+        return sorted(n for n, d in self._resolver.decisions.items() if d.action is ModuleAction.DENY)

@@ -1,0 +1,375 @@
+"""``PackageImporter``: loads code and objects from a package, each package its own world.
+
+Modules of a package live in the importer's own ``modules`` table, never in ``sys.modules``;
+their names carry the importer's ``<torch_package_N>.`` prefix. Packaged code imports through
+the importer (its ``__import__`` replaces the builtin one in their globals): interned modules
+come from the archive, externed ones from the running Python, anything else is an error.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import importlib.machinery
+import importlib.util
+import io
+import linecache
+import pickle
+import types
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from .analysis.glob_group import GlobPattern
+from .archive_format import (
+    EXTERN_MODULES_RECORD,
+    PYTHON_VERSION_RECORD,
+    module_for_record,
+    resource_record,
+)
+from .archive_reader import ArchiveSource, ZipArchiveReader, open_archive
+from .directory import Directory, directory_from_paths
+from .errors import ArchiveError
+from .importer import Importer, _lookup_qualname
+from .mangling import PackageMangler, demangle
+from .resources import PackageResourceReader
+from .storages import MapLocation, StorageLoader
+
+# Loadable even when a package does not list them as extern: old packages may not.
+_ALWAYS_EXTERN = frozenset({"builtins"})
+
+
+class _PackageNode:
+    """A folder of the archive: a package, with source if it has an ``__init__.py``."""
+
+    def __init__(self, source_record: str | None = None) -> None:
+        self.source_record = source_record
+        self.children: dict[str, _PackageNode | _ModuleNode | _ExternNode] = {}
+
+
+class _ModuleNode:
+    def __init__(self, source_record: str) -> None:
+        self.source_record = source_record
+
+
+class _ExternNode:
+    """A module (and everything below it) that the running Python provides."""
+
+
+class PackageImporter(Importer):
+    """Opens a package (a path, a binary file object, or an unzipped folder) for loading."""
+
+    modules: dict[str, Any]
+
+    def __init__(
+        self,
+        file_or_buffer: ArchiveSource,
+        module_allowed: Callable[[str], bool] = lambda module_name: True,
+    ) -> None:
+        self._archive = open_archive(file_or_buffer)
+        self.filename = self._archive.name
+        self.zip_reader = (
+            self._archive.zip_reader if isinstance(self._archive, ZipArchiveReader) else self._archive
+        )
+        self._records = self._archive.records()
+        self._record_set = frozenset(self._records)
+        self.extern_modules = self._read_extern_modules()
+        for module_name in self.extern_modules:
+            if not module_allowed(module_name):
+                raise ImportError(
+                    f"package {self.filename} needs the external module '{module_name}', "
+                    "but module_allowed disallows it"
+                )
+
+        self._root = _PackageNode()
+        for module_name in self.extern_modules:
+            self._add_extern(module_name)
+        for record in self._records:
+            self._add_record(record)
+
+        self._mangler = PackageMangler()
+        self.modules = {"torch_package_importer": self}
+        self._builtins = dict(builtins.__dict__)
+        self._builtins["__import__"] = self.__import__
+        # Read by torch.jit and torch.fx loaders while load_pickle runs.
+        self.storage_context: Any = None
+        self.last_map_location: MapLocation = None
+
+    # -- archive contents -----------------------------------------------------------------
+
+    def _read_extern_modules(self) -> list[str]:
+        if not self._archive.has_record(EXTERN_MODULES_RECORD):
+            raise ArchiveError(
+                self.filename, "missing; this is not a torch.package archive", EXTERN_MODULES_RECORD
+            )
+        text = self._archive.read(EXTERN_MODULES_RECORD).decode("utf-8")
+        return [line for line in text.splitlines() if line]
+
+    def _package_node(self, atoms: Iterable[str]) -> _PackageNode | _ExternNode:
+        node: _PackageNode | _ExternNode = self._root
+        for atom in atoms:
+            if isinstance(node, _ExternNode):
+                return node
+            child = node.children.get(atom)
+            if child is None or isinstance(child, _ModuleNode):
+                # A module `a.py` beside a folder `a/` is shadowed by the folder, as in Python.
+                child = node.children[atom] = _PackageNode()
+            node = child
+        return node
+
+    def _add_extern(self, module_name: str) -> None:
+        *parents, last = module_name.split(".")
+        package = self._package_node(parents)
+        if isinstance(package, _PackageNode):
+            package.children[last] = _ExternNode()
+
+    def _add_record(self, record: str) -> None:
+        if record.startswith(".data/"):
+            return
+        *folders, file_name = record.split("/")
+        package = self._package_node(folders)
+        if isinstance(package, _ExternNode):
+            return
+        if file_name == "__init__.py":
+            package.source_record = record
+        elif file_name.endswith(".py") and module_for_record(record) is not None:
+            package.children.setdefault(file_name[:-3], _ModuleNode(record))
+
+    def resource_records(self) -> list[str]:
+        return self._records
+
+    def has_record(self, name: str) -> bool:
+        return name in self._record_set
+
+    def read_record(self, name: str) -> bytes:
+        return self._archive.read(name)
+
+    # -- public loading API ---------------------------------------------------------------
+
+    def load_binary(self, package: str, resource: str) -> bytes:
+        return self._archive.read(resource_record(package, resource))
+
+    def load_text(self, package: str, resource: str, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self.load_binary(package, resource).decode(encoding, errors)
+
+    def load_pickle(self, package: str, resource: str, map_location: MapLocation = None) -> Any:
+        """Unpickle ``package/resource``, importing the code it needs from this package."""
+        record = resource_record(package, resource)
+        data = self._archive.read(record)
+        storages = StorageLoader(self._archive.read_storage, map_location)
+        reduced: dict[Any, Any] = {}
+
+        def persistent_load(saved_id: Any) -> Any:
+            kind = saved_id[0].decode("ascii") if isinstance(saved_id[0], bytes) else saved_id[0]
+            if kind == "storage":
+                return storages.load(*saved_id[1:])
+            if kind == "reduce_package":
+                if len(saved_id) == 3:  # written before reduce ids existed
+                    _, func, args = saved_id
+                    return func(self, *args)
+                _, reduce_id, func, args = saved_id
+                if reduce_id not in reduced:
+                    reduced[reduce_id] = func(self, *args)
+                return reduced[reduce_id]
+            raise pickle.UnpicklingError(
+                f"package {self.filename}, record {record!r}: unknown persistent id {kind!r}"
+            )
+
+        unpickler = _PackageUnpickler(self, io.BytesIO(data))
+        unpickler.persistent_load = persistent_load
+        self.storage_context = torch._C.DeserializationStorageContext()
+        self.last_map_location = map_location
+        try:
+            result = unpickler.load()
+        finally:
+            self.storage_context = None
+            self.last_map_location = None
+        torch._utils._validate_loaded_sparse_tensors()
+        return result
+
+    def import_module(self, name: str, package: str | None = None) -> types.ModuleType:
+        """Load ``name`` from the package (or the environment, if extern) and return it."""
+        return self._gcd_import(self._mangler.demangle(name))
+
+    def file_structure(self, *, include: GlobPattern = "**", exclude: GlobPattern = ()) -> Directory:
+        """The archive's files as a :class:`Directory` tree (``/`` glob filters)."""
+        return directory_from_paths(self.filename, self._records, include, exclude)
+
+    def python_version(self) -> str | None:
+        if not self._archive.has_record(PYTHON_VERSION_RECORD):
+            return None
+        return self._archive.read(PYTHON_VERSION_RECORD).decode("utf-8").strip()
+
+    def id(self) -> str:
+        """This importer's mangle prefix, e.g. ``<torch_package_0>``."""
+        return self._mangler.prefix
+
+    # -- module loading -------------------------------------------------------------------
+
+    def _gcd_import(self, name: str, package: str | None = None, level: int = 0) -> Any:
+        if level > 0:
+            name = _resolve_relative(name, package, level)
+        module = self.modules.get(name)
+        if module is not None:
+            return module
+        parent = name.rpartition(".")[0]
+        if parent:
+            parent_module = self._gcd_import(parent)
+            if name in self.modules:  # the parent's __init__ imported it
+                return self.modules[name]
+            if not hasattr(parent_module, "__path__"):
+                raise ModuleNotFoundError(
+                    f"No module named '{name}': '{parent}' is not a package", name=name
+                )
+        return self._load_module(name, parent)
+
+    def _load_module(self, name: str, parent: str) -> Any:
+        node: _PackageNode | _ModuleNode | _ExternNode = self._root
+        for atom in name.split("."):
+            if isinstance(node, _ExternNode):
+                break
+            child = node.children.get(atom) if isinstance(node, _PackageNode) else None
+            if child is None:
+                if name in _ALWAYS_EXTERN:
+                    node = _ExternNode()
+                    break
+                raise ModuleNotFoundError(
+                    f"No module named '{name}' in the self-contained package {self.filename!r}, "
+                    f"and it is not one of its extern modules {self.extern_modules}",
+                    name=name,
+                )
+            node = child
+        if isinstance(node, _ExternNode):
+            module = self.modules[name] = importlib.import_module(name)
+            return module
+        is_package = isinstance(node, _PackageNode)
+        return self._make_module(name, node.source_record, is_package, parent)
+
+    def _make_module(self, name: str, source_record: str | None, is_package: bool, parent: str) -> types.ModuleType:
+        spec = importlib.machinery.ModuleSpec(name, self, origin="<package_importer>", is_package=is_package)  # type: ignore[arg-type]
+        module = importlib.util.module_from_spec(spec)
+        mangled_file = self._mangler.mangle(source_record) if source_record else None
+        module.__name__ = self._mangler.mangle(name)
+        namespace = module.__dict__
+        namespace.update(
+            __file__=mangled_file,
+            __cached__=None,
+            __builtins__=self._builtins,
+            __torch_package__=True,
+        )
+        self.modules[name] = module
+        parent_module = self.modules.get(parent) if parent else None
+        child_name = name.rpartition(".")[2]
+        # Installed before running the code, so circular `from parent import child` works.
+        if parent_module is not None:
+            setattr(parent_module, child_name, module)
+        if source_record is not None:
+            try:
+                source = self._archive.read(source_record).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+                text_lines = source.decode("utf-8", errors="replace").splitlines(keepends=True)
+                linecache.cache[mangled_file] = (len(source), None, text_lines, mangled_file)
+                exec(compile(source, mangled_file, "exec", dont_inherit=True), namespace)
+            except BaseException:
+                del self.modules[name]
+                if parent_module is not None and getattr(parent_module, child_name, None) is module:
+                    delattr(parent_module, child_name)
+                raise
+        return module
+
+    def __import__(
+        self,
+        name: str,
+        globals: dict[str, Any] | None = None,
+        locals: dict[str, Any] | None = None,
+        fromlist: tuple[str, ...] = (),
+        level: int = 0,
+    ) -> Any:
+        package = _package_of(globals) if level > 0 else None
+        module = self._gcd_import(name, package, level)
+        if fromlist:
+            return self._handle_fromlist(module, fromlist)
+        if level == 0:
+            return self._gcd_import(name.partition(".")[0])
+        if not name:
+            return module
+        # `from . import a.b` style: return the top of what `name` named, relative to package.
+        module_name = demangle(module.__name__)
+        cut = len(name) - len(name.partition(".")[0])
+        return self.modules[module_name[: len(module_name) - cut]]
+
+    def _handle_fromlist(self, module: Any, fromlist: Iterable[str], recursive: bool = False) -> Any:
+        if not hasattr(module, "__path__"):
+            return module
+        module_name = demangle(module.__name__)
+        for item in fromlist:
+            if not isinstance(item, str):
+                raise TypeError(f"Item in {module_name}.__all__ must be str, not {type(item).__name__}")
+            if item == "*":
+                if not recursive and hasattr(module, "__all__"):
+                    self._handle_fromlist(module, module.__all__, recursive=True)
+            elif not hasattr(module, item):
+                submodule = f"{module_name}.{item}"
+                try:
+                    self._gcd_import(submodule)
+                except ModuleNotFoundError as err:
+                    # `from pkg import name` where name is neither attribute nor submodule:
+                    # Python reports that as an ImportError at the import statement.
+                    if err.name == submodule:
+                        continue
+                    raise
+        return module
+
+    # -- loader protocol (used by linecache, inspect and importlib.resources) -------------
+
+    def get_source(self, module_name: str) -> str | None:
+        module = self.import_module(demangle(module_name))
+        source_file = getattr(module, "__file__", None)
+        if source_file is None:
+            return None
+        return self._archive.read(demangle(source_file)).decode("utf-8")
+
+    def get_resource_reader(self, fullname: str) -> PackageResourceReader | None:
+        package_path = demangle(fullname).replace(".", "/")
+        module = self.modules.get(demangle(fullname))
+        if module is not None and not hasattr(module, "__path__"):
+            return None
+        return PackageResourceReader(self, package_path)
+
+    def __repr__(self) -> str:
+        return f"PackageImporter({self.filename!r}, id={self.id()})"
+
+
+class _PackageUnpickler(pickle.Unpickler):
+    """Finds the classes and functions a pickle names through its package importer."""
+
+    def __init__(self, importer: PackageImporter, file: io.BytesIO) -> None:
+        super().__init__(file)
+        self._importer = importer
+
+    def find_class(self, module_name: str, name: str) -> Any:
+        module = self._importer.import_module(module_name)
+        return _lookup_qualname(module, name)
+
+
+def _resolve_relative(name: str, package: str | None, level: int) -> str:
+    if not package:
+        raise ImportError("attempted relative import with no known parent package")
+    bits = package.rsplit(".", level - 1)
+    if len(bits) < level:
+        raise ImportError("attempted relative import beyond top-level package")
+    return f"{bits[0]}.{name}" if name else bits[0]
+
+
+def _package_of(globals: dict[str, Any] | None) -> str | None:
+    """The package a module's relative imports start from (``__package__`` semantics)."""
+    if not globals:
+        return None
+    package = globals.get("__package__")
+    if package is not None:
+        return package
+    spec = globals.get("__spec__")
+    if spec is not None:
+        return spec.parent
+    name = demangle(globals.get("__name__", ""))
+    return name if "__path__" in globals else name.rpartition(".")[0]

@@ -1,0 +1,94 @@
+"""A pickler that names classes and functions through an :class:`~torchpack.Importer`.
+
+The standard pickler writes ``obj.__module__`` as it is. Objects loaded from a package live in
+mangled modules (``<torch_package_0>.models``), and must be written under their real name
+(``models``) so that the new package can provide that module. The importer chain decides the
+name, and checks that the name leads back to the very same object.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from copyreg import _extension_registry  # type: ignore[attr-defined]
+from struct import pack
+from types import FunctionType
+from typing import IO, Any, Callable
+
+from .importer import Importer, ObjMismatchError, ObjNotFoundError, _lookup_qualname
+
+# The pure-Python pickler is the one whose global-writing step can be replaced.
+_BasePickler = pickle._Pickler  # type: ignore[attr-defined]
+
+
+class PackagePickler(_BasePickler):
+    def __init__(
+        self,
+        file: IO[bytes],
+        importer: Importer,
+        *,
+        protocol: int,
+        persistent_id: Callable[[Any], Any] | None = None,
+    ) -> None:
+        super().__init__(file, protocol=protocol)
+        self.importer = importer
+        self._persistent_id_hook = persistent_id
+        # The base class maps functions straight to its own save_global; route them to ours.
+        self.dispatch = dict(_BasePickler.dispatch)
+        self.dispatch[FunctionType] = PackagePickler.save_global
+
+    def persistent_id(self, obj: Any) -> Any:
+        if self._persistent_id_hook is None:
+            return None
+        return self._persistent_id_hook(obj)
+
+    def save_global(self, obj: Any, name: str | None = None) -> None:
+        try:
+            module_name, name = self.importer.get_name(obj, name)
+        except (ObjNotFoundError, ObjMismatchError) as err:
+            raise pickle.PicklingError(f"Can't pickle {obj!r}: {err}") from None
+        module = self.importer.import_module(module_name)
+        owner_path, _, last_name = name.rpartition(".")
+        parent = _lookup_qualname(module, owner_path) if owner_path else module
+
+        if self.proto >= 2:
+            code = _extension_registry.get((module_name, name))
+            if code:
+                if code <= 0xFF:
+                    self.write(pickle.EXT1 + pack("<B", code))
+                elif code <= 0xFFFF:
+                    self.write(pickle.EXT2 + pack("<H", code))
+                else:
+                    self.write(pickle.EXT4 + pack("<i", code))
+                return
+
+        if self.proto >= 4:
+            self.save(module_name)
+            self.save(name)
+            self.write(pickle.STACK_GLOBAL)
+        elif parent is not module:
+            # Protocols below 4 cannot name a nested class directly.
+            self.save_reduce(getattr, (parent, last_name))
+        else:
+            encoding = "utf-8" if self.proto >= 3 else "ascii"
+            try:
+                line = module_name.encode(encoding) + b"\n" + name.encode(encoding) + b"\n"
+            except UnicodeEncodeError:
+                raise pickle.PicklingError(
+                    f"can't pickle global identifier '{module_name}.{name}' using pickle "
+                    f"protocol {self.proto}"
+                ) from None
+            self.write(pickle.GLOBAL + line)
+        self.memoize(obj)
+
+
+def dumps(
+    obj: Any,
+    importer: Importer,
+    *,
+    protocol: int,
+    persistent_id: Callable[[Any], Any] | None = None,
+) -> bytes:
+    buffer = io.BytesIO()
+    PackagePickler(buffer, importer, protocol=protocol, persistent_id=persistent_id).dump(obj)
+    return buffer.getvalue()
