@@ -1,0 +1,1 @@
+"""Example models written for torchpack's demos and tests (torchvision is not used)."""

@@ -1,0 +1,70 @@
+"""Shared fixtures: throw-away Python source trees on sys.path, and fresh Python processes."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def source_tree(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Path]]:
+    """Write ``{"pkg/mod.py": "source"}`` files into a folder that is put on ``sys.path``.
+
+    Modules imported from it are dropped from ``sys.modules`` afterwards, so every test
+    can reuse names like ``pkg`` with different contents.
+    """
+    root = tmp_path / "src"
+    root.mkdir()
+    sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+
+    def write(files: dict[str, str]) -> Path:
+        for relative, text in files.items():
+            path = root / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text))
+        importlib.invalidate_caches()
+        return root
+
+    yield write
+
+    sys.path.remove(str(root))
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None) or ""
+        paths = list(getattr(module, "__path__", []) or [])
+        if origin.startswith(str(root)) or any(str(p).startswith(str(root)) for p in paths):
+            del sys.modules[name]
+
+
+def run_python(
+    code: str,
+    *,
+    cwd: Path | str | None = None,
+    env: dict[str, str] | None = None,
+    extra_path: list[Path] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (the test's own), failing loudly on error."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    python_path = [str(REPO_ROOT), *(str(p) for p in extra_path or [])]
+    full_env["PYTHONPATH"] = os.pathsep.join(python_path)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, f"subprocess failed:\n{result.stdout}\n{result.stderr}"
+    return result
