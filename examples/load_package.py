@@ -1,4 +1,6 @@
-"""Load a packaged model where its source is not importable: ``python examples/load_package.py PKG``.
+"""Load a packaged model where its source is not importable.
+
+Usage: ``python examples/load_package.py PKG``.
 
 Prints the package's files, then runs the model on the example input saved beside it and
 checks the result against the output recorded when the package was made.

@@ -1,4 +1,7 @@
-"""Package the example ResNet-18 with its expected output: ``python -m examples.package_resnet OUT``."""
+"""Package the example ResNet-18 with its expected output.
+
+Usage: ``python -m examples.package_resnet OUT``.
+"""
 
 from __future__ import annotations
 

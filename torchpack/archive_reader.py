@@ -120,7 +120,7 @@ class DirectoryArchiveReader:
         return torch.UntypedStorage.from_file(path, False, nbytes)
 
 
-ArchiveReader = Union[ZipArchiveReader, DirectoryArchiveReader]
+ArchiveReader = ZipArchiveReader | DirectoryArchiveReader
 
 
 def open_archive(source: ArchiveSource) -> ArchiveReader:

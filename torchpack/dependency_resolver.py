@@ -217,7 +217,9 @@ class DependencyResolver:
             self._dynamic_import_warnings.clear()
         broken = {name: d for name, d in self.decisions.items() if d.problem is not None}
         if broken:
-            raise PackagingError(self._describe(broken), {n: d.problem.value for n, d in broken.items()})
+            raise PackagingError(
+                self._describe(broken), {n: d.problem.value for n, d in broken.items()}
+            )
         unmatched = self.actions.unmatched()
         if unmatched:
             listed = ", ".join(f"{rule.action.value}({rule.pattern})" for rule in unmatched)

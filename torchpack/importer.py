@@ -162,7 +162,9 @@ class OrderedImporter(Importer):
                 continue
             if not self._is_placeholder_package(module):
                 return module
-        raise last_error or ModuleNotFoundError(f"No module named '{module_name}'", name=module_name)
+        raise last_error or ModuleNotFoundError(
+            f"No module named '{module_name}'", name=module_name
+        )
 
     def get_name(self, obj: Any, name: str | None = None) -> tuple[str, str]:
         failures = []

@@ -126,7 +126,9 @@ class ModuleLocator:
         return _read_source_file(name, is_package, filename)
 
     @staticmethod
-    def _from_loader(name: str, loader: object, is_package: bool, origin: str | None) -> ModuleSource:
+    def _from_loader(
+        name: str, loader: object, is_package: bool, origin: str | None
+    ) -> ModuleSource:
         get_source = getattr(loader, "get_source", None)
         try:
             text = get_source(name) if get_source is not None else None

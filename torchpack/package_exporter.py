@@ -78,15 +78,21 @@ class PackageExporter:
     ) -> None:
         self._resolver.actions.add(GlobGroup(include, exclude=exclude), action, allow_empty)
 
-    def intern(self, include: GlobPattern, *, exclude: GlobPattern = (), allow_empty: bool = True) -> None:
+    def intern(
+        self, include: GlobPattern, *, exclude: GlobPattern = (), allow_empty: bool = True
+    ) -> None:
         """Put the source of matching modules in the package (and scan their imports)."""
         self._add_rule(ModuleAction.INTERN, include, exclude, allow_empty)
 
-    def extern(self, include: GlobPattern, *, exclude: GlobPattern = (), allow_empty: bool = True) -> None:
+    def extern(
+        self, include: GlobPattern, *, exclude: GlobPattern = (), allow_empty: bool = True
+    ) -> None:
         """Leave matching modules to the environment that loads the package."""
         self._add_rule(ModuleAction.EXTERN, include, exclude, allow_empty)
 
-    def mock(self, include: GlobPattern, *, exclude: GlobPattern = (), allow_empty: bool = True) -> None:
+    def mock(
+        self, include: GlobPattern, *, exclude: GlobPattern = (), allow_empty: bool = True
+    ) -> None:
         """Replace matching modules with stubs whose names raise when used."""
         self._add_rule(ModuleAction.MOCK, include, exclude, allow_empty)
 
@@ -106,11 +112,17 @@ class PackageExporter:
     ) -> None:
         """Pickle ``obj`` as ``package/resource``; tensors' storages go to ``.data/``."""
         if pickle_protocol not in (3, 4):
-            raise ValueError(f"pickle_protocol must be 3 or 4 (as torch.package), not {pickle_protocol}")
+            raise ValueError(
+                f"pickle_protocol must be 3 or 4 (as torch.package), not {pickle_protocol}"
+            )
         record = resource_record(package, resource)
-        data = dumps(obj, self.importer, protocol=pickle_protocol, persistent_id=self._persistent_id)
+        data = dumps(
+            obj, self.importer, protocol=pickle_protocol, persistent_id=self._persistent_id
+        )
         if dependencies:
-            self._resolver.require_from_pickle(f"<{package}.{resource}>", find_globals(data, record))
+            self._resolver.require_from_pickle(
+                f"<{package}.{resource}>", find_globals(data, record)
+            )
         self._archive.write(record, data)
 
     def save_text(self, package: str, resource: str, text: str) -> None:
@@ -131,7 +143,9 @@ class PackageExporter:
         self, module_name: str, src: str, is_package: bool = False, dependencies: bool = True
     ) -> None:
         """Add ``src`` to the package as the source of ``module_name``."""
-        source = ModuleSource(module_name, is_package, src.encode("utf-8"), origin=f"<{module_name}>")
+        source = ModuleSource(
+            module_name, is_package, src.encode("utf-8"), origin=f"<{module_name}>"
+        )
         self._resolver.intern_source(source, dependencies)
 
     def save_source_file(
@@ -174,11 +188,14 @@ class PackageExporter:
         if reduced is None:
             # The id in the archive is a counter, not id(obj): archives must not depend on
             # memory addresses. Keep obj alive so its id() cannot be reused meanwhile.
-            reduced = self._reduced[id(obj)] = (obj, (
-                "reduce_package",
-                len(self._reduced),
-                *obj.__reduce_package__(self),
-            ))
+            reduced = self._reduced[id(obj)] = (
+                obj,
+                (
+                    "reduce_package",
+                    len(self._reduced),
+                    *obj.__reduce_package__(self),
+                ),
+            )
         return reduced[1]
 
     # -- closing --------------------------------------------------------------------------
@@ -240,4 +257,6 @@ class PackageExporter:
         return self._resolver.modules_with(ModuleAction.MOCK)
 
     def denied_modules(self) -> list[str]:
-        return sorted(n for n, d in self._resolver.decisions.items() if d.action is ModuleAction.DENY)
+        return sorted(
+            n for n, d in self._resolver.decisions.items() if d.action is ModuleAction.DENY
+        )

@@ -70,7 +70,9 @@ class PackageImporter(Importer):
         self._archive = open_archive(file_or_buffer)
         self.filename = self._archive.name
         self.zip_reader = (
-            self._archive.zip_reader if isinstance(self._archive, ZipArchiveReader) else self._archive
+            self._archive.zip_reader
+            if isinstance(self._archive, ZipArchiveReader)
+            else self._archive
         )
         self._records = self._archive.records()
         self._record_set = frozenset(self._records)
@@ -150,7 +152,9 @@ class PackageImporter(Importer):
     def load_binary(self, package: str, resource: str) -> bytes:
         return self._archive.read(resource_record(package, resource))
 
-    def load_text(self, package: str, resource: str, encoding: str = "utf-8", errors: str = "strict") -> str:
+    def load_text(
+        self, package: str, resource: str, encoding: str = "utf-8", errors: str = "strict"
+    ) -> str:
         return self.load_binary(package, resource).decode(encoding, errors)
 
     def load_pickle(self, package: str, resource: str, map_location: MapLocation = None) -> Any:
@@ -192,7 +196,9 @@ class PackageImporter(Importer):
         """Load ``name`` from the package (or the environment, if extern) and return it."""
         return self._gcd_import(self._mangler.demangle(name))
 
-    def file_structure(self, *, include: GlobPattern = "**", exclude: GlobPattern = ()) -> Directory:
+    def file_structure(
+        self, *, include: GlobPattern = "**", exclude: GlobPattern = ()
+    ) -> Directory:
         """The archive's files as a :class:`Directory` tree (``/`` glob filters)."""
         return directory_from_paths(self.filename, self._records, include, exclude)
 
@@ -246,8 +252,12 @@ class PackageImporter(Importer):
         is_package = isinstance(node, _PackageNode)
         return self._make_module(name, node.source_record, is_package, parent)
 
-    def _make_module(self, name: str, source_record: str | None, is_package: bool, parent: str) -> types.ModuleType:
-        spec = importlib.machinery.ModuleSpec(name, self, origin="<package_importer>", is_package=is_package)  # type: ignore[arg-type]
+    def _make_module(
+        self, name: str, source_record: str | None, is_package: bool, parent: str
+    ) -> types.ModuleType:
+        spec = importlib.machinery.ModuleSpec(
+            name, self, origin="<package_importer>", is_package=is_package
+        )  # type: ignore[arg-type]
         module = importlib.util.module_from_spec(spec)
         mangled_file = self._mangler.mangle(source_record) if source_record else None
         module.__name__ = self._mangler.mangle(name)
@@ -266,7 +276,9 @@ class PackageImporter(Importer):
             setattr(parent_module, child_name, module)
         if source_record is not None:
             try:
-                source = self._archive.read(source_record).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+                source = (
+                    self._archive.read(source_record).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+                )
                 text_lines = source.decode("utf-8", errors="replace").splitlines(keepends=True)
                 linecache.cache[mangled_file] = (len(source), None, text_lines, mangled_file)
                 exec(compile(source, mangled_file, "exec", dont_inherit=True), namespace)
@@ -298,13 +310,17 @@ class PackageImporter(Importer):
         cut = len(name) - len(name.partition(".")[0])
         return self.modules[module_name[: len(module_name) - cut]]
 
-    def _handle_fromlist(self, module: Any, fromlist: Iterable[str], recursive: bool = False) -> Any:
+    def _handle_fromlist(
+        self, module: Any, fromlist: Iterable[str], recursive: bool = False
+    ) -> Any:
         if not hasattr(module, "__path__"):
             return module
         module_name = demangle(module.__name__)
         for item in fromlist:
             if not isinstance(item, str):
-                raise TypeError(f"Item in {module_name}.__all__ must be str, not {type(item).__name__}")
+                raise TypeError(
+                    f"Item in {module_name}.__all__ must be str, not {type(item).__name__}"
+                )
             if item == "*":
                 if not recursive and hasattr(module, "__all__"):
                     self._handle_fromlist(module, module.__all__, recursive=True)

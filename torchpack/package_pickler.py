@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections.abc import Callable
 from copyreg import _extension_registry  # type: ignore[attr-defined]
 from struct import pack
 from types import FunctionType
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from .importer import Importer, ObjMismatchError, ObjNotFoundError, _lookup_qualname
 
@@ -36,6 +37,8 @@ class PackagePickler(_BasePickler):
         # The base class maps functions straight to its own save_global; route them to ours.
         self.dispatch = dict(_BasePickler.dispatch)
         self.dispatch[FunctionType] = PackagePickler.save_global
+        self.dispatch[set] = PackagePickler._save_set
+        self.dispatch[frozenset] = PackagePickler._save_frozenset
 
     def persistent_id(self, obj: Any) -> Any:
         if self._persistent_id_hook is None:
@@ -80,6 +83,44 @@ class PackagePickler(_BasePickler):
                 ) from None
             self.write(pickle.GLOBAL + line)
         self.memoize(obj)
+
+    # Sets iterate in hash order, and str hashes change with PYTHONHASHSEED: write the items
+    # in a canonical order so that the same objects always give the same bytes.
+
+    def _save_set(self, obj: set) -> None:
+        items = _canonical_order(obj)
+        if self.proto < 4:
+            self.save_reduce(set, (items,), obj=obj)
+            return
+        self.write(pickle.EMPTY_SET)
+        self.memoize(obj)
+        for start in range(0, len(items), self._BATCHSIZE):
+            self.write(pickle.MARK)
+            for item in items[start : start + self._BATCHSIZE]:
+                self.save(item)
+            self.write(pickle.ADDITEMS)
+
+    def _save_frozenset(self, obj: frozenset) -> None:
+        items = _canonical_order(obj)
+        if self.proto < 4:
+            self.save_reduce(frozenset, (items,), obj=obj)
+            return
+        self.write(pickle.MARK)
+        for item in items:
+            self.save(item)
+        if id(obj) in self.memo:
+            # The frozenset contained itself through its items: refer to the memoized copy.
+            self.write(pickle.POP_MARK + self.get(self.memo[id(obj)][0]))
+            return
+        self.write(pickle.FROZENSET)
+        self.memoize(obj)
+
+
+def _canonical_order(items: set | frozenset) -> list:
+    try:
+        return sorted(items)
+    except TypeError:
+        return sorted(items, key=lambda item: (type(item).__qualname__, repr(item)))
 
 
 def dumps(

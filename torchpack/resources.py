@@ -55,7 +55,9 @@ class ArchivePath(Traversable):
 
     def open(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         if mode not in ("r", "rb"):
-            raise ValueError(f"package resources are read-only; cannot open {self._path!r} with mode {mode!r}")
+            raise ValueError(
+                f"package resources are read-only; cannot open {self._path!r} with mode {mode!r}"
+            )
         if not self.is_file():
             raise FileNotFoundError(f"no resource {self._path!r} in the package")
         data = io.BytesIO(self._archive.read_record(self._path))

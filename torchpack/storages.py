@@ -7,20 +7,23 @@ key once per pickle, so tensors that shared a storage (views, tied weights) shar
 
 from __future__ import annotations
 
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.serialization import default_restore_location, location_tag, normalize_storage_type
 
 from .archive_format import storage_record
 
-MapLocation = Union[None, str, torch.device, dict, Callable[..., Any]]
+MapLocation = None | str | torch.device | dict | Callable[..., Any]
 
 
 class StorageSaver:
     """Persistent ids for storages met while pickling; writes each storage's bytes once."""
 
-    def __init__(self, write_storage: Callable[[str, torch.UntypedStorage], None], storage_context: Any) -> None:
+    def __init__(
+        self, write_storage: Callable[[str, torch.UntypedStorage], None], storage_context: Any
+    ) -> None:
         self._write_storage = write_storage
         # TorchScript's serializer numbers storages too; sharing its context keeps one key
         # per storage across pickles and scripted modules.
@@ -71,12 +74,16 @@ def restore_location_for(map_location: MapLocation) -> Callable[[Any, str], Any]
 class StorageLoader:
     """Resolves a pickle's storage ids, reading each storage record once."""
 
-    def __init__(self, read_storage: Callable[[str, int], torch.UntypedStorage], map_location: MapLocation) -> None:
+    def __init__(
+        self, read_storage: Callable[[str, int], torch.UntypedStorage], map_location: MapLocation
+    ) -> None:
         self._read_storage = read_storage
         self._restore_location = restore_location_for(map_location)
         self._loaded: dict[str, torch.UntypedStorage] = {}
 
-    def load(self, storage_type: Any, key: str, location: str, numel: int) -> torch.storage.TypedStorage:
+    def load(
+        self, storage_type: Any, key: str, location: str, numel: int
+    ) -> torch.storage.TypedStorage:
         if isinstance(location, bytes):
             location = location.decode("ascii")
         # storage_type.dtype would work too, but it warns that TypedStorage is deprecated.
@@ -90,6 +97,10 @@ class StorageLoader:
             storage = self._read_storage(storage_record(key), nbytes)
             typed = torch.storage.TypedStorage(wrap_storage=storage, dtype=dtype, _internal=True)
             restored = self._restore_location(typed, location)
-            untyped = restored._untyped_storage if isinstance(restored, torch.storage.TypedStorage) else restored
+            untyped = (
+                restored._untyped_storage
+                if isinstance(restored, torch.storage.TypedStorage)
+                else restored
+            )
             self._loaded[key] = untyped
         return torch.storage.TypedStorage(wrap_storage=untyped, dtype=dtype, _internal=True)

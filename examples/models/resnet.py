@@ -31,7 +31,9 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self, layers: tuple[int, int, int, int] = (2, 2, 2, 2), num_classes: int = 1000) -> None:
+    def __init__(
+        self, layers: tuple[int, int, int, int] = (2, 2, 2, 2), num_classes: int = 1000
+    ) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
@@ -41,7 +43,7 @@ class ResNet(nn.Module):
         )
         stages = []
         in_channels = 64
-        for index, (blocks, channels) in enumerate(zip(layers, (64, 128, 256, 512))):
+        for index, (blocks, channels) in enumerate(zip(layers, (64, 128, 256, 512), strict=True)):
             stride = 1 if index == 0 else 2
             stage = [BasicBlock(in_channels, channels, stride)]
             stage += [BasicBlock(channels, channels) for _ in range(blocks - 1)]
