@@ -94,10 +94,12 @@ class DependencyResolver:
     def intern_module(self, module_name: str, scan_dependencies: bool) -> None:
         try:
             source = self.locator.locate(module_name)
-        except ImportError as err:
+        except Exception as err:  # reported with the other broken modules, not fatal
             self.graph.add_node(module_name)
             self.decisions[module_name] = ModuleDecision(
-                ModuleAction.INTERN, problem=Problem.NOT_FOUND, context=str(err)
+                ModuleAction.INTERN,
+                problem=Problem.NOT_FOUND,
+                context=f"{type(err).__name__}: {err}",
             )
             return
         self.intern_source(source, scan_dependencies)
@@ -144,11 +146,13 @@ class DependencyResolver:
     def _located_decision(self, action: ModuleAction, name: str) -> ModuleDecision:
         try:
             source = self.locator.locate(name)
-        except ImportError as err:
+        except Exception as err:  # reported with the other broken modules, not fatal
             if action is ModuleAction.MOCK:
                 # Mocking a module that does not exist here is fine: the stub stands in for it.
                 return ModuleDecision(action, ModuleSource(name, False))
-            return ModuleDecision(action, problem=Problem.NOT_FOUND, context=str(err))
+            return ModuleDecision(
+                action, problem=Problem.NOT_FOUND, context=f"{type(err).__name__}: {err}"
+            )
         if action is ModuleAction.MOCK:
             return ModuleDecision(action, source)
         problem = Problem.NO_SOURCE if source.problem is not None else None

@@ -57,7 +57,9 @@ def _spec_of(name: str) -> importlib.machinery.ModuleSpec | None:
         return getattr(module, "__spec__", None)
     try:
         return importlib.util.find_spec(name)
-    except (ImportError, ValueError, AttributeError):
+    except Exception:
+        # find_spec runs the parent packages' __init__; whatever they raise, the module
+        # cannot be found this way.
         return None
 
 
