@@ -248,6 +248,9 @@ class PackageImporter(Importer):
             node = child
         if isinstance(node, _ExternNode):
             module = self.modules[name] = importlib.import_module(name)
+            if parent:
+                # So that `from parent import name` finds it on a placeholder parent package.
+                setattr(self.modules[parent], name.rpartition(".")[2], module)
             return module
         is_package = isinstance(node, _PackageNode)
         return self._make_module(name, node.source_record, is_package, parent)
