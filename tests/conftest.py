@@ -40,8 +40,11 @@ def source_tree(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Path]]:
     sys.path.remove(str(root))
     for name, module in list(sys.modules.items()):
         origin = getattr(module, "__file__", None) or ""
-        paths = list(getattr(module, "__path__", []) or [])
-        if origin.startswith(str(root)) or any(str(p).startswith(str(root)) for p in paths):
+        try:
+            paths = [str(p) for p in getattr(module, "__path__", [])]
+        except Exception:  # torch.classes has a __path__ that is not a list of folders
+            paths = []
+        if str(origin).startswith(str(root)) or any(str(p).startswith(str(root)) for p in paths):
             del sys.modules[name]
 
 

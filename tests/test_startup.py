@@ -1,4 +1,4 @@
-"""``import torchpack`` must stay cheap: torch is loaded only when an exporter or importer is used."""
+"""``import torchpack`` stays cheap: torch loads only when an exporter or importer is used."""
 
 from conftest import run_python
 

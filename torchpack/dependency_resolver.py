@@ -81,6 +81,7 @@ class DependencyResolver:
             self.decisions[name] = decision
             if decision.action is ModuleAction.INTERN and decision.problem is None:
                 pending.extend((dep, name) for dep in self._dependencies_of(decision.source))
+                pending.extend((parent, name) for parent in self._parents_to_intern(name))
 
     def intern_source(self, source: ModuleSource, scan_dependencies: bool) -> None:
         """Intern ``source`` whatever the patterns say (save_module, save_source_string)."""
@@ -90,6 +91,8 @@ class DependencyResolver:
         if source.problem is None and scan_dependencies:
             for dep in self._dependencies_of(source):
                 self.require(dep, source.name)
+        for parent in self._parents_to_intern(source.name):
+            self.require(parent, source.name)
 
     def intern_module(self, module_name: str, scan_dependencies: bool) -> None:
         try:
@@ -160,6 +163,23 @@ class DependencyResolver:
         if source.origin and context:
             context = f"{context} (file: {source.origin})"
         return ModuleDecision(action, source, problem, context)
+
+    def _parents_to_intern(self, name: str) -> list[str]:
+        """The parent packages of ``name`` that an intern pattern claims.
+
+        Python runs ``a/__init__.py`` before ``a.b``, so an interned ``a.b`` needs its
+        parents' code too when the user interns them. Parents that no pattern claims become
+        empty placeholder packages, as in torch.package.
+        """
+        parents = []
+        while "." in name:
+            name = name.rpartition(".")[0]
+            if name in self.decisions or self._implicitly_extern(name):
+                continue
+            rule = self.actions.first_match(name)
+            if rule is not None and rule.action is ModuleAction.INTERN:
+                parents.append(name)
+        return parents
 
     @staticmethod
     def _implicitly_extern(name: str) -> bool:

@@ -1,8 +1,8 @@
 """Finding a module's source code, from the running Python or from a loaded package.
 
 For the running Python the module is located with :func:`importlib.util.find_spec` and its
-file read from disk, so modules that are only referenced (externed, mocked, or checked for
-existence) are never executed.
+file read from disk: a module that is only referenced (externed, mocked, or checked for
+existence) is not imported, though finding it runs its parent packages' ``__init__``.
 """
 
 from __future__ import annotations

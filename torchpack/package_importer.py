@@ -1,9 +1,10 @@
 """``PackageImporter``: loads code and objects from a package, each package its own world.
 
-Modules of a package live in the importer's own ``modules`` table, never in ``sys.modules``;
-their names carry the importer's ``<torch_package_N>.`` prefix. Packaged code imports through
-the importer (its ``__import__`` replaces the builtin one in their globals): interned modules
-come from the archive, externed ones from the running Python, anything else is an error.
+Modules of a package live in the importer's own ``modules`` table; their names carry the
+importer's ``<torch_package_N>.`` prefix, and ``sys.modules`` knows them only by that name.
+Packaged code imports through the importer (its ``__import__`` replaces the builtin one in
+their globals): interned modules come from the archive, externed ones from the running
+Python, anything else is an error.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import importlib.util
 import io
 import linecache
 import pickle
+import sys
 import types
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -221,13 +223,11 @@ class PackageImporter(Importer):
             return module
         parent = name.rpartition(".")[0]
         if parent:
-            parent_module = self._gcd_import(parent)
+            self._gcd_import(parent)
             if name in self.modules:  # the parent's __init__ imported it
                 return self.modules[name]
-            if not hasattr(parent_module, "__path__"):
-                raise ModuleNotFoundError(
-                    f"No module named '{name}': '{parent}' is not a package", name=name
-                )
+        # Whether `parent` can have submodules is the archive's business (an extern module
+        # like `os` provides `os.path` without being a package).
         return self._load_module(name, parent)
 
     def _load_module(self, name: str, parent: str) -> Any:
@@ -272,6 +272,10 @@ class PackageImporter(Importer):
             __torch_package__=True,
         )
         self.modules[name] = module
+        # Under its mangled name only, which no real module can have. Much of Python looks
+        # classes' modules up there (dataclasses with string annotations, typing.get_type_hints,
+        # inspect.getfile, sympy's @public); the real name stays untouched.
+        sys.modules[module.__name__] = module
         parent_module = self.modules.get(parent) if parent else None
         child_name = name.rpartition(".")[2]
         # Installed before running the code, so circular `from parent import child` works.
@@ -287,6 +291,7 @@ class PackageImporter(Importer):
                 exec(compile(source, mangled_file, "exec", dont_inherit=True), namespace)
             except BaseException:
                 del self.modules[name]
+                sys.modules.pop(module.__name__, None)
                 if parent_module is not None and getattr(parent_module, child_name, None) is module:
                     delattr(parent_module, child_name)
                 raise
