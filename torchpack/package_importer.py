@@ -18,6 +18,7 @@ import linecache
 import pickle
 import sys
 import types
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -187,7 +188,11 @@ class PackageImporter(Importer):
         self.storage_context = torch._C.DeserializationStorageContext()
         self.last_map_location = map_location
         try:
-            result = unpickler.load()
+            with warnings.catch_warnings():
+                # torch's own rebuild functions (quantized tensors) read TypedStorage
+                # attributes, which warns; the storages are torch's to retire, not the user's.
+                warnings.filterwarnings("ignore", "TypedStorage is deprecated", UserWarning)
+                result = unpickler.load()
         finally:
             self.storage_context = None
             self.last_map_location = None
