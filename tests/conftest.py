@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -71,3 +72,23 @@ def run_python(
     )
     assert result.returncode == 0, f"subprocess failed:\n{result.stdout}\n{result.stderr}"
     return result
+
+
+def records_of(archive: Path) -> set[str]:
+    """Record names of a package archive, without its top-level folder."""
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+    tops = {name.split("/", 1)[0] for name in names}
+    assert len(tops) == 1, f"archive should have one top-level folder, has {tops}"
+    return {name.split("/", 1)[1] for name in names}
+
+
+def read_record(archive: Path, record: str) -> bytes:
+    """The bytes of ``record`` (named without the archive's top-level folder)."""
+    with zipfile.ZipFile(archive) as zf:
+        (name,) = [n for n in zf.namelist() if n.split("/", 1)[1] == record]
+        return zf.read(name)
+
+
+def read_text_record(archive: Path, record: str) -> str:
+    return read_record(archive, record).decode("utf-8")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import warnings
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_python
+from conftest import records_of, run_python
 
 from torchpack import PackageExporter, PackageImporter
 
@@ -56,11 +55,6 @@ IMPORT_FORMS = {
         "b",
     ),
 }
-
-
-def records_of(archive: Path) -> set[str]:
-    with zipfile.ZipFile(archive) as zf:
-        return {name.split("/", 1)[1] for name in zf.namelist()}
 
 
 def with_parents(names: set[str]) -> set[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import read_record, records_of
 
 from torchpack import PackageExporter, PackageImporter, PackagingError
 
@@ -52,21 +53,6 @@ def models(source_tree):
     import models.net
 
     return models.net
-
-
-def records_of(archive: Path) -> set[str]:
-    """Record names of a ZIP archive, without its top-level folder."""
-    with zipfile.ZipFile(archive) as zf:
-        names = zf.namelist()
-    tops = {name.split("/", 1)[0] for name in names}
-    assert len(tops) == 1, f"archive should have one top-level folder, has {tops}"
-    return {name.split("/", 1)[1] for name in names}
-
-
-def read_record(archive: Path, record: str) -> bytes:
-    with zipfile.ZipFile(archive) as zf:
-        (name,) = [n for n in zf.namelist() if n.split("/", 1)[1] == record]
-        return zf.read(name)
 
 
 def write_small_package(target, text: str = "hello") -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import read_text_record, records_of
 
 from torchpack import PackageExporter, PackageImporter, PackagingError
 from torchpack._mock import MOCKED_MODULE_SOURCE
@@ -35,17 +35,6 @@ MOCK_TREE = {
 }
 
 
-def records_of(archive: Path) -> set[str]:
-    with zipfile.ZipFile(archive) as zf:
-        return {name.split("/", 1)[1] for name in zf.namelist()}
-
-
-def read_record(archive: Path, record: str) -> str:
-    with zipfile.ZipFile(archive) as zf:
-        (name,) = [n for n in zf.namelist() if n.split("/", 1)[1] == record]
-        return zf.read(name).decode("utf-8")
-
-
 @pytest.fixture
 def mocked_archive(tmp_path: Path, source_tree) -> Path:
     source_tree(MOCK_TREE)
@@ -60,9 +49,9 @@ def mocked_archive(tmp_path: Path, source_tree) -> Path:
 def test_archive_holds_mock_support_and_stubs(mocked_archive: Path) -> None:
     records = records_of(mocked_archive)
     assert {"_mock.py", "mocked_mod.py", "consumer.py"} <= records
-    assert read_record(mocked_archive, "mocked_mod.py") == MOCKED_MODULE_SOURCE
+    assert read_text_record(mocked_archive, "mocked_mod.py") == MOCKED_MODULE_SOURCE
     # The real source of mocked modules is not in the package.
-    assert "class Thing" not in read_record(mocked_archive, "mocked_mod.py")
+    assert "class Thing" not in read_text_record(mocked_archive, "mocked_mod.py")
     importer = PackageImporter(mocked_archive)
     assert "mocked_mod" not in importer.extern_modules
     assert "unpatterned_mod" not in importer.extern_modules
@@ -73,7 +62,7 @@ def test_mocked_package_is_written_as_package(mocked_archive: Path) -> None:
     records = records_of(mocked_archive)
     assert "mocked_pkg/__init__.py" in records
     assert "mocked_pkg.py" not in records
-    assert read_record(mocked_archive, "mocked_pkg/__init__.py") == MOCKED_MODULE_SOURCE
+    assert read_text_record(mocked_archive, "mocked_pkg/__init__.py") == MOCKED_MODULE_SOURCE
     mocked_pkg = PackageImporter(mocked_archive).import_module("mocked_pkg")
     assert isinstance(mocked_pkg.__path__, list)
 

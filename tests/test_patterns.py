@@ -7,11 +7,11 @@ import importlib.machinery
 import importlib.util
 import re
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import read_text_record, records_of
 
 from torchpack import EmptyMatchError, PackageExporter, PackageImporter, PackagingError
 from torchpack._mock import MOCKED_MODULE_SOURCE
@@ -57,17 +57,6 @@ ALL_MODULES = {
 @pytest.fixture
 def tree(source_tree):
     return source_tree(TREE)
-
-
-def records_of(archive: Path) -> set[str]:
-    with zipfile.ZipFile(archive) as zf:
-        return {name.split("/", 1)[1] for name in zf.namelist()}
-
-
-def read_record(archive: Path, record: str) -> str:
-    with zipfile.ZipFile(archive) as zf:
-        (name,) = [n for n in zf.namelist() if n.split("/", 1)[1] == record]
-        return zf.read(name).decode("utf-8")
 
 
 def module_record(archive: Path, module: str) -> str | None:
@@ -134,7 +123,7 @@ def test_extern(tmp_path: Path, tree, pattern, externed) -> None:
     assert set(exporter.externed_modules()) == externed
     for name in ALL_MODULES:
         assert (module_record(target, name) is None) == (name in externed), name
-    assert read_record(target, ".data/extern_modules").splitlines() == sorted(externed)
+    assert read_text_record(target, ".data/extern_modules").splitlines() == sorted(externed)
     importer.import_module("root")
 
 
@@ -153,7 +142,7 @@ def test_mock(tmp_path: Path, tree, pattern, mocked) -> None:
     for name in ALL_MODULES:
         record = module_record(target, name)
         assert record is not None, name
-        is_stub = read_record(target, record) == MOCKED_MODULE_SOURCE
+        is_stub = read_text_record(target, record) == MOCKED_MODULE_SOURCE
         assert is_stub == (name in mocked), name
     # Packages stay packages when mocked.
     if "pkg.sub" in mocked:
@@ -212,7 +201,7 @@ def test_first_matching_action_wins_mock_first(tmp_path: Path, tree) -> None:
     exporter = export(target, lambda e: (e.mock("pkg.a"), e.intern("pkg.**")), "import pkg.a\n")
     assert exporter.mocked_modules() == ["pkg.a"]
     assert "pkg.a" not in exporter.interned_modules()
-    assert read_record(target, "pkg/a.py") == MOCKED_MODULE_SOURCE
+    assert read_text_record(target, "pkg/a.py") == MOCKED_MODULE_SOURCE
 
 
 def test_first_matching_action_wins_intern_first(tmp_path: Path, tree) -> None:
@@ -220,7 +209,7 @@ def test_first_matching_action_wins_intern_first(tmp_path: Path, tree) -> None:
     exporter = export(target, lambda e: (e.intern("pkg.**"), e.mock("pkg.a")), "import pkg.a\n")
     assert exporter.mocked_modules() == []
     assert "pkg.a" in exporter.interned_modules()
-    assert read_record(target, "pkg/a.py") == TREE["pkg/a.py"]
+    assert read_text_record(target, "pkg/a.py") == TREE["pkg/a.py"]
     assert "_mock.py" not in records_of(target)
 
 
@@ -327,7 +316,7 @@ def test_stdlib_is_extern_automatically(tmp_path: Path) -> None:
     source = "import json\nimport collections\nimport os.path\nfrom dataclasses import dataclass\n"
     with PackageExporter(target) as exporter:
         exporter.save_source_string("root", source)
-    listed = read_record(target, ".data/extern_modules").splitlines()
+    listed = read_text_record(target, ".data/extern_modules").splitlines()
     assert {"json", "collections", "os.path", "dataclasses"} <= set(listed)
     assert listed == sorted(listed)
     assert not any(r.startswith(("json/", "collections/")) for r in records_of(target))
