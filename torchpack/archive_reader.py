@@ -54,13 +54,9 @@ class ZipArchiveReader:
             raise ArchiveError(self.name, _first_line(err), name) from None
 
     def read_storage(self, name: str, nbytes: int) -> torch.UntypedStorage:
-        if not self.zip_reader.has_record(name):
-            raise ArchiveError(self.name, "tensor storage record is missing", name)
-        size = self.zip_reader.get_record_size(name)
-        if size < nbytes:
-            raise ArchiveError(
-                self.name, f"storage holds {size} bytes but its tensor needs {nbytes}", name
-            )
+        has_record = self.zip_reader.has_record(name)
+        size = self.zip_reader.get_record_size(name) if has_record else None
+        _check_storage_size(self.name, name, size, nbytes)
         try:
             tensor = self.zip_reader.get_storage_from_record(name, nbytes, torch.uint8)
         except RuntimeError as err:
@@ -110,13 +106,8 @@ class DirectoryArchiveReader:
 
     def read_storage(self, name: str, nbytes: int) -> torch.UntypedStorage:
         path = self._path(name)
-        if not os.path.isfile(path):
-            raise ArchiveError(self.name, "tensor storage record is missing", name)
-        size = os.path.getsize(path)
-        if size < nbytes:
-            raise ArchiveError(
-                self.name, f"storage holds {size} bytes but its tensor needs {nbytes}", name
-            )
+        size = os.path.getsize(path) if os.path.isfile(path) else None
+        _check_storage_size(self.name, name, size, nbytes)
         return torch.UntypedStorage.from_file(path, False, nbytes)
 
 
@@ -127,6 +118,15 @@ def open_archive(source: ArchiveSource) -> ArchiveReader:
     if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
         return DirectoryArchiveReader(source)
     return ZipArchiveReader(source)
+
+
+def _check_storage_size(archive: str, record: str, size: int | None, nbytes: int) -> None:
+    if size is None:
+        raise ArchiveError(archive, "tensor storage record is missing", record)
+    if size < nbytes:
+        raise ArchiveError(
+            archive, f"storage holds {size} bytes but its tensor needs {nbytes}", record
+        )
 
 
 def _first_line(err: BaseException) -> str:
