@@ -526,3 +526,13 @@ def test_pickled_object_is_not_plain_pickle(tmp_path: Path, models) -> None:
     with pytest.raises(pickle.UnpicklingError):
         # Storages are persistent ids: plain pickle cannot load it.
         pickle.loads(data)
+
+
+def test_add_dependency_follows_imports_unless_told_not_to(tmp_path: Path, source_tree) -> None:
+    source_tree({"dep_a.py": "import dep_b\n", "dep_b.py": "VALUE = 1\n"})
+    for follow, expected in ((True, {"dep_a.py", "dep_b.py"}), (False, {"dep_a.py"})):
+        target = tmp_path / f"follow_{follow}.pt"
+        with PackageExporter(target) as exporter:
+            exporter.intern("dep_*")
+            exporter.add_dependency("dep_a", dependencies=follow)
+        assert {r for r in records_of(target) if r.endswith(".py")} == expected

@@ -65,8 +65,14 @@ class DependencyResolver:
 
     # -- requests -------------------------------------------------------------------------
 
-    def require(self, module_name: str, requested_by: str | None = None) -> None:
-        """``requested_by`` (a module or ``<pickle>`` node) needs ``module_name``."""
+    def require(
+        self, module_name: str, requested_by: str | None = None, scan_dependencies: bool = True
+    ) -> None:
+        """``requested_by`` (a module or ``<pickle>`` node) needs ``module_name``.
+
+        With ``scan_dependencies=False`` an interned ``module_name`` is packaged without
+        following its own imports.
+        """
         module_name = demangle(module_name)
         pending = deque([(module_name, requested_by)])
         while pending:
@@ -79,9 +85,11 @@ class DependencyResolver:
                 continue
             decision = self._decide(name)
             self.decisions[name] = decision
-            if decision.action is ModuleAction.INTERN and decision.problem is None:
+            if decision.action is not ModuleAction.INTERN or decision.problem is not None:
+                continue
+            if scan_dependencies or name != module_name:
                 pending.extend((dep, name) for dep in self._dependencies_of(decision.source))
-                pending.extend((parent, name) for parent in self._parents_to_intern(name))
+            pending.extend((parent, name) for parent in self._parents_to_intern(name))
 
     def intern_source(self, source: ModuleSource, scan_dependencies: bool) -> None:
         """Intern ``source`` whatever the patterns say (save_module, save_source_string)."""

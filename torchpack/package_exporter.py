@@ -51,6 +51,12 @@ class PackageExporter:
         importer: Importer | Sequence[Importer] = sys_importer,
         debug: bool = False,
     ) -> None:
+        """Start a package at ``f``: a path (written atomically at the end) or a binary file.
+
+        ``importer`` is where modules and objects are looked up (a sequence becomes an
+        :class:`OrderedImporter`). ``debug`` is accepted for torch.package compatibility: a
+        :class:`PackagingError` always shows the chain of imports behind each broken module.
+        """
         if isinstance(importer, Importer):
             self.importer = importer
         elif isinstance(importer, Sequence):
@@ -169,8 +175,12 @@ class PackageExporter:
             )
 
     def add_dependency(self, module_name: str, dependencies: bool = True) -> None:
-        """Require ``module_name`` as if something in the package imported it."""
-        self._resolver.require(module_name)
+        """Require ``module_name`` as if something in the package imported it.
+
+        The patterns decide what happens to it; ``dependencies=False`` does not follow the
+        imports of the module itself if it is interned.
+        """
+        self._resolver.require(module_name, scan_dependencies=dependencies)
 
     def get_unique_id(self) -> str:
         """An id handed out once per exporter (for ``__reduce_package__`` implementations)."""
