@@ -536,3 +536,12 @@ def test_add_dependency_follows_imports_unless_told_not_to(tmp_path: Path, sourc
             exporter.intern("dep_*")
             exporter.add_dependency("dep_a", dependencies=follow)
         assert {r for r in records_of(target) if r.endswith(".py")} == expected
+
+
+def test_saving_after_close_is_a_clear_error(tmp_path: Path) -> None:
+    exporter = PackageExporter(tmp_path / "closed.pt")
+    exporter.save_text("res", "a.txt", "a")
+    exporter.close()
+    with pytest.raises(ValueError, match="already closed"):
+        exporter.save_text("res", "b.txt", "b")
+    assert records_of(tmp_path / "closed.pt") >= {"res/a.txt"}

@@ -42,6 +42,10 @@ class ArchiveWriter:
         self.zip_file.set_min_version(FORMAT_VERSION)
 
     def _claim(self, name: str) -> None:
+        if not hasattr(self, "zip_file"):
+            raise ValueError(
+                f"the package {self.name} is already closed; nothing more can be saved"
+            )
         if name in self._written:
             raise ValueError(
                 f"record {name!r} is already in the package {self.name}; every resource and "

@@ -75,6 +75,7 @@ class PackageExporter:
         self.dependency_graph = self._resolver.graph
         self._reduced: dict[int, tuple[Any, tuple]] = {}
         self._next_unique_id = 0
+        self._next_reduce_id = 0
         self._closed = False
 
     # -- patterns -------------------------------------------------------------------------
@@ -197,15 +198,12 @@ class PackageExporter:
         reduced = self._reduced.get(id(obj))
         if reduced is None:
             # The id in the archive is a counter, not id(obj): archives must not depend on
-            # memory addresses. Keep obj alive so its id() cannot be reused meanwhile.
-            reduced = self._reduced[id(obj)] = (
-                obj,
-                (
-                    "reduce_package",
-                    len(self._reduced),
-                    *obj.__reduce_package__(self),
-                ),
-            )
+            # memory addresses. Taken before __reduce_package__ runs, which may save objects
+            # of its own; obj is kept alive so that its id() cannot be reused meanwhile.
+            reduce_id = self._next_reduce_id
+            self._next_reduce_id += 1
+            persistent = ("reduce_package", reduce_id, *obj.__reduce_package__(self))
+            reduced = self._reduced[id(obj)] = (obj, persistent)
         return reduced[1]
 
     # -- closing --------------------------------------------------------------------------
