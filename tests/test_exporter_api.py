@@ -545,3 +545,35 @@ def test_saving_after_close_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="already closed"):
         exporter.save_text("res", "b.txt", "b")
     assert records_of(tmp_path / "closed.pt") >= {"res/a.txt"}
+
+
+def test_dependency_introspection(tmp_path: Path, source_tree) -> None:
+    source_tree(
+        {
+            "intro_top.py": "import intro_mid\nimport intro_ext\n",
+            "intro_mid.py": "import intro_leaf\nimport intro_mocked\nimport intro_denied\n",
+            "intro_leaf.py": "import json\n",
+            "intro_ext.py": "",
+            "intro_mocked.py": "",
+            "intro_denied.py": "",
+        }
+    )
+    exporter = PackageExporter(tmp_path / "intro.pt")
+    exporter.intern(["intro_top", "intro_mid", "intro_leaf"])
+    exporter.extern("intro_ext")
+    exporter.mock("intro_mocked")
+    exporter.deny("intro_denied")
+    exporter.save_module("intro_top")
+
+    assert exporter.interned_modules() == ["intro_leaf", "intro_mid", "intro_top"]
+    assert exporter.externed_modules() == ["intro_ext", "json"]
+    assert exporter.mocked_modules() == ["intro_mocked"]
+    assert exporter.denied_modules() == ["intro_denied"]
+    assert exporter.get_rdeps("intro_leaf") == ["intro_mid"]
+    paths = exporter.all_paths("intro_top", "json")
+    assert '"intro_top" -> "intro_mid"' in paths and '"intro_leaf" -> "json"' in paths
+    assert '"intro_ext"' not in paths
+    graph = exporter.dependency_graph_string()
+    assert graph.startswith("digraph") and '"intro_mid" -> "intro_denied"' in graph
+    with pytest.raises(PackagingError, match="intro_denied"):
+        exporter.close()

@@ -264,6 +264,18 @@ class PackageExporter:
     def mocked_modules(self) -> list[str]:
         return self._resolver.modules_with(ModuleAction.MOCK)
 
+    def dependency_graph_string(self) -> str:
+        """The dependency graph in DOT format (modules and ``<package.resource>`` pickles)."""
+        return self.dependency_graph.to_dot()
+
+    def get_rdeps(self, module_name: str) -> list[str]:
+        """The modules and pickles that depend on ``module_name`` directly."""
+        return self.dependency_graph.predecessors(module_name)
+
+    def all_paths(self, src: str, dst: str) -> str:
+        """DOT text of every dependency path from ``src`` to ``dst``."""
+        return self.dependency_graph.all_paths(src, dst)
+
     def denied_modules(self) -> list[str]:
         return sorted(
             n for n, d in self._resolver.decisions.items() if d.action is ModuleAction.DENY
