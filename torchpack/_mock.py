@@ -1,9 +1,10 @@
 """Stand-ins for the names of a mocked module.
 
 This file is copied verbatim into every package that mocks a module, as the top-level module
-``_mock``, so it must not import anything from torchpack. Each mocked module's source is
-:data:`MOCKED_MODULE_SOURCE`: any name imported from it is a :class:`MockedObject`, and any use
-of one raises :class:`NotImplementedError` naming the mocked name.
+``_mock``, so it must not import anything at all (not even typing): a package can only import
+what it lists. Each mocked module's source is :data:`MOCKED_MODULE_SOURCE`: any name imported
+from it is a :class:`MockedObject`, and any use of one raises :class:`NotImplementedError`
+naming the mocked name.
 """
 
 MOCKED_MODULE_SOURCE = """\

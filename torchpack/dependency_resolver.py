@@ -92,28 +92,23 @@ class DependencyResolver:
             pending.extend((parent, name) for parent in self._parents_to_intern(name))
 
     def intern_source(self, source: ModuleSource, scan_dependencies: bool) -> None:
-        """Intern ``source`` whatever the patterns say (save_module, save_source_string)."""
-        self.graph.add_node(source.name)
-        decision = ModuleDecision(ModuleAction.INTERN, source, source.problem)
-        self.decisions[source.name] = decision
-        if source.problem is None and scan_dependencies:
-            for dep in self._dependencies_of(source):
-                self.require(dep, source.name)
-        for parent in self._parents_to_intern(source.name):
-            self.require(parent, source.name)
+        """Intern ``source`` whatever the patterns say (save_source_string, save_source_file)."""
+        decision = self._source_decision(ModuleAction.INTERN, source)
+        self._force_intern(source.name, decision, scan_dependencies)
 
     def intern_module(self, module_name: str, scan_dependencies: bool) -> None:
-        try:
-            source = self.locator.locate(module_name)
-        except Exception as err:  # reported with the other broken modules, not fatal
-            self.graph.add_node(module_name)
-            self.decisions[module_name] = ModuleDecision(
-                ModuleAction.INTERN,
-                problem=Problem.NOT_FOUND,
-                context=f"{type(err).__name__}: {err}",
-            )
-            return
-        self.intern_source(source, scan_dependencies)
+        """Intern ``module_name``, found through the importer, whatever the patterns say."""
+        decision = self._located_decision(ModuleAction.INTERN, module_name)
+        self._force_intern(module_name, decision, scan_dependencies)
+
+    def _force_intern(self, name: str, decision: ModuleDecision, scan_dependencies: bool) -> None:
+        self.graph.add_node(name)
+        self.decisions[name] = decision
+        if decision.problem is None and scan_dependencies:
+            for dep in self._dependencies_of(decision.source):
+                self.require(dep, name)
+        for parent in self._parents_to_intern(name):
+            self.require(parent, name)
 
     def require_from_pickle(self, pickle_node: str, references: list[tuple[str, str]]) -> None:
         """A pickle references ``(module, name)`` globals: each module must be loadable."""
@@ -166,11 +161,16 @@ class DependencyResolver:
             )
         if action is ModuleAction.MOCK:
             return ModuleDecision(action, source)
-        problem = Problem.NO_SOURCE if source.problem is not None else None
-        context = source.problem.value if source.problem is not None else None
-        if source.origin and context:
+        return self._source_decision(action, source)
+
+    @staticmethod
+    def _source_decision(action: ModuleAction, source: ModuleSource) -> ModuleDecision:
+        if source.problem is None:
+            return ModuleDecision(action, source)
+        context = source.problem.value
+        if source.origin:
             context = f"{context} (file: {source.origin})"
-        return ModuleDecision(action, source, problem, context)
+        return ModuleDecision(action, source, Problem.NO_SOURCE, context)
 
     def _parents_to_intern(self, name: str) -> list[str]:
         """The parent packages of ``name`` that an intern pattern claims.
