@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import posixpath
 from collections.abc import Iterator
 from importlib.resources.abc import Traversable, TraversableResources
@@ -47,10 +48,11 @@ class ArchivePath(Traversable):
         )
         return (ArchivePath(self._archive, prefix + child) for child in children)
 
-    def joinpath(self, *descendants: str) -> ArchivePath:
-        return ArchivePath(self._archive, posixpath.join(self._path, *descendants))
+    def joinpath(self, *descendants: str | os.PathLike[str]) -> ArchivePath:
+        parts = [os.fspath(part).replace(os.sep, "/") for part in descendants]
+        return ArchivePath(self._archive, posixpath.join(self._path, *parts))
 
-    def __truediv__(self, child: str) -> ArchivePath:
+    def __truediv__(self, child: str | os.PathLike[str]) -> ArchivePath:
         return self.joinpath(child)
 
     def open(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
