@@ -460,6 +460,9 @@ def test_inspect_getsource_of_packaged_functions(package):
     deep = importer.import_module("ipkg.sub.deep")
     assert "util.VALUE * 6" in inspect.getsource(deep.answer)
     assert inspect.getsource(deep) == importer.load_text("ipkg.sub", "deep.py")
+    # Classes are found through sys.modules[cls.__module__], which torch.package lacks.
+    assert inspect.getsource(core.Thing).startswith("class Thing")
+    assert inspect.getfile(core.Thing) == core.__file__
 
 
 # -- file_structure -------------------------------------------------------------------------
