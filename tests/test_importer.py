@@ -547,3 +547,37 @@ def test_module_objects_are_real_modules(package):
     assert core.__package__ == "ipkg"
     assert importer.import_module("ipkg").__path__ is not None
     assert not hasattr(importer.import_module("ipkg.util"), "__path__")
+
+
+def test_module_and_resource_folder_of_the_same_name(tmp_path, source_tree):
+    # `model.py` and resources saved under package "model" (model/model.pkl) share a name:
+    # as in Python, the module wins over a folder without __init__.py, in any record order.
+    source_tree({"model.py": "class Net:\n    size = 3\n"})
+    import model
+
+    target = tmp_path / "same_name.pt"
+    with PackageExporter(target) as exporter:
+        exporter.intern("model")
+        exporter.save_pickle("model", "model.pkl", model.Net())
+        exporter.save_text("model", "notes.txt", "hello")
+    importer = PackageImporter(target)
+    assert importer.import_module("model").Net.size == 3
+    assert type(importer.load_pickle("model", "model.pkl")).__name__ == "Net"
+    assert importer.load_text("model", "notes.txt") == "hello"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = torch.package.PackageImporter(str(target))
+        assert theirs.import_module("model").Net.size == 3
+
+
+def test_package_folder_beats_module_of_the_same_name(tmp_path):
+    target = tmp_path / "pkg_wins.pt"
+    with PackageExporter(target) as exporter:
+        # Written as a plain resource: the exporter itself never writes both forms.
+        exporter.save_text("", "thing.py", "KIND = 'module'\n")
+        exporter.save_source_string("thing", "KIND = 'package'\n", is_package=True)
+        exporter.save_source_string("thing.part", "KIND = 'submodule'\n")
+    importer = PackageImporter(target)
+    assert {"thing.py", "thing/__init__.py"} <= set(importer.resource_records())
+    assert importer.import_module("thing").KIND == "package"
+    assert importer.import_module("thing.part").KIND == "submodule"

@@ -88,6 +88,11 @@ class PackageImporter(Importer):
                 )
 
         self._root = _PackageNode()
+        self._init_folders = {
+            record[: -len("/__init__.py")]
+            for record in self._records
+            if record.endswith("/__init__.py")
+        }
         for module_name in self.extern_modules:
             self._add_extern(module_name)
         for record in self._records:
@@ -111,14 +116,19 @@ class PackageImporter(Importer):
         text = self._archive.read(EXTERN_MODULES_RECORD).decode("utf-8")
         return [line for line in text.splitlines() if line]
 
-    def _package_node(self, atoms: Iterable[str]) -> _PackageNode | _ExternNode:
+    def _package_node(self, folders: list[str]) -> _PackageNode | _ExternNode | None:
+        """The package for a folder path; None if a module of that name shadows the folder."""
         node: _PackageNode | _ExternNode = self._root
-        for atom in atoms:
+        for depth, atom in enumerate(folders):
             if isinstance(node, _ExternNode):
                 return node
             child = node.children.get(atom)
-            if child is None or isinstance(child, _ModuleNode):
-                # A module `a.py` beside a folder `a/` is shadowed by the folder, as in Python.
+            if isinstance(child, _ModuleNode):
+                # As in Python: a folder with __init__.py beats a.py, which beats a plain folder.
+                if "/".join(folders[: depth + 1]) not in self._init_folders:
+                    return None
+                child = None
+            if child is None:
                 child = node.children[atom] = _PackageNode()
             node = child
         return node
@@ -134,12 +144,16 @@ class PackageImporter(Importer):
             return
         *folders, file_name = record.split("/")
         package = self._package_node(folders)
-        if isinstance(package, _ExternNode):
+        if not isinstance(package, _PackageNode):
             return
         if file_name == "__init__.py":
             package.source_record = record
         elif file_name.endswith(".py") and module_for_record(record) is not None:
-            package.children.setdefault(file_name[:-3], _ModuleNode(record))
+            name = file_name[:-3]
+            existing = package.children.get(name)
+            folder = "/".join([*folders, name])
+            if not isinstance(existing, _ExternNode) and folder not in self._init_folders:
+                package.children[name] = _ModuleNode(record)
 
     def resource_records(self) -> list[str]:
         return self._records
