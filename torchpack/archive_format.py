@@ -18,7 +18,11 @@ FORMAT_VERSION = 6
 VERSION_RECORD = ".data/version"
 EXTERN_MODULES_RECORD = ".data/extern_modules"
 PYTHON_VERSION_RECORD = ".data/python_version"
-MOCK_SUPPORT_RECORD = "_mock.py"
+# Modules a package provides at load time rather than as interned source: the importer
+# itself, and the support module that every mocked module's stub imports.
+IMPORTER_MODULE = "torch_package_importer"
+MOCK_SUPPORT_MODULE = "_mock"
+MOCK_SUPPORT_RECORD = f"{MOCK_SUPPORT_MODULE}.py"
 
 
 def storage_record(key: str) -> str:

@@ -21,22 +21,7 @@ class ZipArchiveReader:
             self.name = "<pytorch_file_reader>"
             self.zip_reader = source
         else:
-            if isinstance(source, (str, os.PathLike)):
-                self.name = os.fspath(source)
-                if not os.path.exists(self.name):
-                    raise ArchiveError(self.name, "no such file")
-            else:
-                self.name = getattr(source, "name", "<binary>")
-            try:
-                self.zip_reader = torch._C.PyTorchFileReader(
-                    self.name if isinstance(source, (str, os.PathLike)) else source
-                )
-            except RuntimeError as err:
-                raise ArchiveError(
-                    self.name,
-                    f"not a readable package archive ({_first_line(err)}); "
-                    "was it written by torchpack or torch.package, and copied completely?",
-                ) from None
+            self.name, self.zip_reader = _open_zip(source)
         self._records = self.zip_reader.get_all_records()
 
     def records(self) -> list[str]:
@@ -118,6 +103,25 @@ def open_archive(source: ArchiveSource) -> ArchiveReader:
     if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
         return DirectoryArchiveReader(source)
     return ZipArchiveReader(source)
+
+
+def _open_zip(source: str | os.PathLike | IO[bytes]) -> tuple[str, torch._C.PyTorchFileReader]:
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        if not os.path.exists(name):
+            raise ArchiveError(name, "no such file")
+        opened: str | IO[bytes] = name
+    else:
+        name = getattr(source, "name", "<binary>")
+        opened = source
+    try:
+        return name, torch._C.PyTorchFileReader(opened)
+    except RuntimeError as err:
+        raise ArchiveError(
+            name,
+            f"not a readable package archive ({_first_line(err)}); "
+            "was it written by torchpack or torch.package, and copied completely?",
+        ) from None
 
 
 def _check_storage_size(archive: str, record: str, size: int | None, nbytes: int) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from .analysis.digraph import DiGraph
 from .analysis.import_scanner import ImportAnalysisError, find_imports
 from .analysis.stdlib import is_stdlib_module
+from .archive_format import IMPORTER_MODULE, MOCK_SUPPORT_MODULE
 from .errors import EmptyMatchError, PackagingError
 from .importer import Importer
 from .mangling import demangle
@@ -25,10 +26,6 @@ from .module_source import ModuleLocator, ModuleSource
 # Part of the standard library, but they reach far into the host: they must be externed on
 # purpose.
 _NOT_IMPLICITLY_EXTERN = frozenset({"sys", "io"})
-
-# Module names that a package provides at load time rather than as source.
-IMPORTER_MODULE = "torch_package_importer"
-MOCK_SUPPORT_MODULE = "_mock"
 
 
 class Problem(enum.Enum):

@@ -27,6 +27,7 @@ import torch
 from .analysis.glob_group import GlobPattern
 from .archive_format import (
     EXTERN_MODULES_RECORD,
+    IMPORTER_MODULE,
     PYTHON_VERSION_RECORD,
     module_for_record,
     resource_record,
@@ -99,7 +100,7 @@ class PackageImporter(Importer):
             self._add_record(record)
 
         self._mangler = PackageMangler()
-        self.modules = {"torch_package_importer": self}
+        self.modules = {IMPORTER_MODULE: self}
         self._builtins = dict(builtins.__dict__)
         self._builtins["__import__"] = self.__import__
         # Read by torch.jit and torch.fx loaders while load_pickle runs.
