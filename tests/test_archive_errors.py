@@ -62,3 +62,19 @@ def test_not_a_torch_package_archive(tmp_path: Path) -> None:
     torch.save(torch.ones(2), plain)
     with pytest.raises(ArchiveError, match=r"record '\.data/extern_modules'"):
         PackageImporter(plain)
+
+
+def test_unzipped_record_linking_outside_the_folder(tmp_path: Path) -> None:
+    target = tmp_path / "linked.pt"
+    with PackageExporter(target) as exporter:
+        exporter.save_text("res", "a.txt", "inside")
+    with zipfile.ZipFile(target) as archive:
+        archive.extractall(tmp_path / "unzipped")
+    root = tmp_path / "unzipped" / "linked"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside")
+    (root / "res" / "a.txt").unlink()
+    (root / "res" / "a.txt").symlink_to(secret)
+    with pytest.raises(ArchiveError, match="points outside the package folder") as info:
+        PackageImporter(root).load_text("res", "a.txt")
+    assert info.value.record == "res/a.txt"

@@ -581,3 +581,14 @@ def test_package_folder_beats_module_of_the_same_name(tmp_path):
     assert {"thing.py", "thing/__init__.py"} <= set(importer.resource_records())
     assert importer.import_module("thing").KIND == "package"
     assert importer.import_module("thing.part").KIND == "submodule"
+
+
+def test_prefixes_never_clash_with_torch_package_importers(package):
+    # Both number their importers; in one process, each must get a prefix of its own.
+    prefixes = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(3):
+            prefixes.append(PackageImporter(package).id())
+            prefixes.append(torch.package.PackageImporter(str(package))._mangler.parent_name())
+    assert len(set(prefixes)) == len(prefixes)
