@@ -13,6 +13,7 @@ import warnings
 from collections import deque
 from dataclasses import dataclass
 
+from ._mock import MOCKED_MODULE_SOURCE
 from .analysis.digraph import DiGraph
 from .analysis.import_scanner import ImportAnalysisError, find_imports
 from .analysis.stdlib import is_stdlib_module
@@ -26,6 +27,7 @@ from .module_source import ModuleLocator, ModuleSource
 # Part of the standard library, but they reach far into the host: they must be externed on
 # purpose.
 _NOT_IMPLICITLY_EXTERN = frozenset({"sys", "io"})
+_MOCK_STUB = MOCKED_MODULE_SOURCE.encode("utf-8")
 
 
 class Problem(enum.Enum):
@@ -158,6 +160,10 @@ class DependencyResolver:
             )
         if action is ModuleAction.MOCK:
             return ModuleDecision(action, source)
+        if action is ModuleAction.INTERN and source.source == _MOCK_STUB:
+            # A stub from a package being re-exported: it stays a mock, whatever the patterns.
+            self._uses_mock_support = True
+            return ModuleDecision(ModuleAction.MOCK, source)
         return self._source_decision(action, source)
 
     @staticmethod
@@ -229,6 +235,14 @@ class DependencyResolver:
             if decision.action is action and decision.problem is None
         )
 
+    def module_actions(self) -> list[tuple[str, ModuleAction]]:
+        """Every module the package provides or leaves to its environment, sorted by name."""
+        return sorted(
+            (name, decision.action)
+            for name, decision in self.decisions.items()
+            if decision.action is not None and decision.problem is None
+        )
+
     @property
     def uses_mock_support(self) -> bool:
         return self._uses_mock_support
@@ -247,7 +261,9 @@ class DependencyResolver:
         broken = {name: d for name, d in self.decisions.items() if d.problem is not None}
         if broken:
             raise PackagingError(
-                self._describe(broken), {n: d.problem.value for n, d in broken.items()}
+                self._describe(broken),
+                {n: d.problem.value for n, d in broken.items()},
+                self.graph,
             )
         unmatched = self.actions.unmatched()
         if unmatched:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .analysis.digraph import DiGraph
+
 
 class PackagingError(Exception):
     """Dependency resolution left modules that cannot be packaged.
@@ -10,10 +12,17 @@ class PackagingError(Exception):
     and the chain of imports that pulled it in.
     """
 
-    def __init__(self, message: str, broken_modules: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        broken_modules: dict[str, str] | None = None,
+        dependency_graph: DiGraph | None = None,
+    ) -> None:
         super().__init__(message)
         # module name -> reason, so tools can act on the failure without parsing text.
         self.broken_modules = dict(broken_modules or {})
+        # What pulled each module in: see torchpack.analyze.find_first_use_of_broken_modules.
+        self.dependency_graph = dependency_graph if dependency_graph is not None else DiGraph()
 
 
 class EmptyMatchError(Exception):

@@ -130,17 +130,50 @@ class _SysImporter(Importer):
 sys_importer: Importer = _SysImporter()
 
 
+class _ForeignImporter(Importer):
+    """Another library's importer (torch.package's ``PackageImporter`` or ``sys_importer``).
+
+    Only its ``import_module`` and ``modules`` are used; names are found and checked the
+    same way as for torchpack's own importers, so error messages do not depend on its origin.
+    """
+
+    def __init__(self, importer: Any) -> None:
+        self._importer = importer
+
+    @property
+    def modules(self) -> dict[str, types.ModuleType]:  # type: ignore[override]
+        return getattr(self._importer, "modules", None) or {}
+
+    def import_module(self, module_name: str) -> types.ModuleType:
+        return self._importer.import_module(module_name)
+
+    def whichmodule(self, obj: Any, name: str) -> str:
+        module_name = getattr(obj, "__module__", None)
+        if module_name is None and not self.modules:
+            return pickle.whichmodule(obj, name)
+        return super().whichmodule(obj, name)
+
+    def __repr__(self) -> str:
+        return repr(self._importer)
+
+
+def as_importer(importer: Any) -> Importer:
+    """``importer`` as a torchpack :class:`Importer`; anything with ``import_module`` works."""
+    if isinstance(importer, Importer):
+        return importer
+    if callable(getattr(importer, "import_module", None)):
+        return _ForeignImporter(importer)
+    raise TypeError(
+        f"{importer!r} is not an importer: pass sys_importer, a PackageImporter (torchpack's "
+        "or torch.package's), or an object with an import_module(name) method"
+    )
+
+
 class OrderedImporter(Importer):
     """Tries several importers in order; the first one that succeeds wins."""
 
-    def __init__(self, *importers: Importer) -> None:
-        for importer in importers:
-            if not isinstance(importer, Importer):
-                raise TypeError(
-                    f"{importer!r} is not an Importer: OrderedImporter takes Importer objects "
-                    "such as sys_importer or a PackageImporter"
-                )
-        self._importers = list(importers)
+    def __init__(self, *importers: Any) -> None:
+        self._importers = [as_importer(importer) for importer in importers]
 
     @staticmethod
     def _is_placeholder_package(module: types.ModuleType) -> bool:

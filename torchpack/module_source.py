@@ -134,7 +134,7 @@ class ModuleLocator:
         get_source = getattr(loader, "get_source", None)
         try:
             text = get_source(name) if get_source is not None else None
-        except ImportError:
+        except Exception:  # loaders of other libraries fail in their own ways; no source
             text = None
         if text is not None:
             return ModuleSource(name, is_package, text.encode("utf-8"), origin=origin)

@@ -22,7 +22,8 @@ from .archive_format import (
 )
 from .archive_writer import ArchiveWriter
 from .dependency_resolver import DependencyResolver
-from .importer import Importer, OrderedImporter, sys_importer
+from .export_hooks import ActionHook, ActionHooks, HookHandle
+from .importer import Importer, OrderedImporter, as_importer, sys_importer
 from .mangling import is_mangled
 from .module_actions import ModuleAction
 from .module_source import ModuleSource
@@ -57,14 +58,10 @@ class PackageExporter:
         :class:`OrderedImporter`). ``debug`` is accepted for torch.package compatibility: a
         :class:`PackagingError` always shows the chain of imports behind each broken module.
         """
-        if isinstance(importer, Importer):
-            self.importer = importer
-        elif isinstance(importer, Sequence):
-            self.importer = OrderedImporter(*importer)
+        if isinstance(importer, Sequence):
+            self.importer: Importer = OrderedImporter(*importer)
         else:
-            raise TypeError(
-                f"importer must be an Importer or a sequence of Importers, not {type(importer)}"
-            )
+            self.importer = as_importer(importer)
         self.debug = debug
         self._archive = ArchiveWriter(f)
         self.zip_file = self._archive.zip_file
@@ -73,6 +70,7 @@ class PackageExporter:
         self._storages = StorageSaver(self._archive.write_storage, self.storage_context)
         self._resolver = DependencyResolver(self.importer)
         self.dependency_graph = self._resolver.graph
+        self._hooks = ActionHooks()
         self._reduced: dict[int, tuple[Any, tuple]] = {}
         self._next_unique_id = 0
         self._next_reduce_id = 0
@@ -106,6 +104,20 @@ class PackageExporter:
     def deny(self, include: GlobPattern, *, exclude: GlobPattern = ()) -> None:
         """Make the export fail if a matching module is needed."""
         self._add_rule(ModuleAction.DENY, include, exclude, allow_empty=True)
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    def register_intern_hook(self, hook: ActionHook) -> HookHandle:
+        """Call ``hook(exporter, module_name)`` for every interned module when closing."""
+        return self._hooks.register(ModuleAction.INTERN, hook)
+
+    def register_extern_hook(self, hook: ActionHook) -> HookHandle:
+        """Call ``hook(exporter, module_name)`` for every extern module when closing."""
+        return self._hooks.register(ModuleAction.EXTERN, hook)
+
+    def register_mock_hook(self, hook: ActionHook) -> HookHandle:
+        """Call ``hook(exporter, module_name)`` for every mocked module when closing."""
+        return self._hooks.register(ModuleAction.MOCK, hook)
 
     # -- saving ---------------------------------------------------------------------------
 
@@ -214,6 +226,7 @@ class PackageExporter:
             return
         try:
             self._resolver.check()
+            self._hooks.call(self, self._resolver.module_actions())
             self._write_modules()
             self._archive.write(PYTHON_VERSION_RECORD, platform.python_version())
             self.script_module_serializer.write_files()

@@ -179,7 +179,8 @@ class PackageImporter(Importer):
         """Unpickle ``package/resource``, importing the code it needs from this package."""
         record = resource_record(package, resource)
         data = self._archive.read(record)
-        storages = StorageLoader(self._archive.read_storage, map_location)
+        storage_context = torch._C.DeserializationStorageContext()
+        storages = StorageLoader(self._archive.read_storage, map_location, storage_context)
         reduced: dict[Any, Any] = {}
 
         def persistent_load(saved_id: Any) -> Any:
@@ -200,7 +201,7 @@ class PackageImporter(Importer):
 
         unpickler = _PackageUnpickler(self, io.BytesIO(data))
         unpickler.persistent_load = persistent_load
-        self.storage_context = torch._C.DeserializationStorageContext()
+        self.storage_context = storage_context
         self.last_map_location = map_location
         try:
             with warnings.catch_warnings():

@@ -72,14 +72,32 @@ def restore_location_for(map_location: MapLocation) -> Callable[[Any, str], Any]
 
 
 class StorageLoader:
-    """Resolves a pickle's storage ids, reading each storage record once."""
+    """Resolves a pickle's storage ids, reading each storage record once.
+
+    Scripted modules in the same pickle load their storages through TorchScript's
+    ``storage_context``; going through it too keeps a tensor shared between eager and scripted
+    code one tensor after loading.
+    """
 
     def __init__(
-        self, read_storage: Callable[[str, int], torch.UntypedStorage], map_location: MapLocation
+        self,
+        read_storage: Callable[[str, int], torch.UntypedStorage],
+        map_location: MapLocation,
+        storage_context: Any,
     ) -> None:
         self._read_storage = read_storage
         self._restore_location = restore_location_for(map_location)
+        self._context = storage_context
         self._loaded: dict[str, torch.UntypedStorage] = {}
+
+    def _read(self, key: str, nbytes: int) -> torch.UntypedStorage:
+        # TorchScript names storages by their file name within .data/.
+        name = f"{key}.storage"
+        if self._context.has_storage(name):
+            return self._context.get_storage(name, torch.uint8).untyped_storage()
+        storage = self._read_storage(storage_record(key), nbytes)
+        self._context.add_storage(name, torch.empty(0, dtype=torch.uint8).set_(storage))
+        return storage
 
     def load(
         self, storage_type: Any, key: str, location: str, numel: int
@@ -94,7 +112,7 @@ class StorageLoader:
         untyped = self._loaded.get(key)
         if untyped is None:
             nbytes = numel * torch._utils._element_size(dtype)
-            storage = self._read_storage(storage_record(key), nbytes)
+            storage = self._read(key, nbytes)
             typed = torch.storage.TypedStorage(wrap_storage=storage, dtype=dtype, _internal=True)
             restored = self._restore_location(typed, location)
             untyped = (
