@@ -2,11 +2,9 @@
 
 import hashlib
 
-import pytest
 import torch
 
 from torchpack import PackageExporter, PackageImporter
-from torchpack.analysis import import_scanner
 from torchpack.analysis.module_analysis import AnalysisCache
 
 TREE = {
@@ -19,19 +17,6 @@ TREE = {
     ),
     "cached/util.py": "import math\n\ndef double(x):\n    return x * 2\n",
 }
-
-
-@pytest.fixture
-def parse_calls(monkeypatch):
-    calls = []
-    real_parse = import_scanner._parse
-
-    def counting_parse(text, module_name, filename):
-        calls.append(module_name)
-        return real_parse(text, module_name, filename)
-
-    monkeypatch.setattr(import_scanner, "_parse", counting_parse)
-    return calls
 
 
 def export(target, analysis_cache):

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from torchpack.analysis import import_scanner, module_analysis
+from torchpack.analysis import module_analysis
 from torchpack.analysis.import_scanner import ImportAnalysisError, ImportRef, find_imports
 from torchpack.analysis.module_analysis import (
     AnalysisCache,
@@ -12,20 +12,6 @@ from torchpack.analysis.module_analysis import (
 )
 
 SOURCE = b"import os\nfrom . import sibling\nfrom .sub import thing\nimportlib.import_module(x)\n"
-
-
-@pytest.fixture
-def parse_calls(monkeypatch):
-    """Counts the scanner's ast.parse calls."""
-    calls = []
-    real_parse = import_scanner._parse
-
-    def counting_parse(text, module_name, filename):
-        calls.append(module_name)
-        return real_parse(text, module_name, filename)
-
-    monkeypatch.setattr(import_scanner, "_parse", counting_parse)
-    return calls
 
 
 def test_analysis_matches_the_scanner():
