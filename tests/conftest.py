@@ -92,3 +92,19 @@ def read_record(archive: Path, record: str) -> bytes:
 
 def read_text_record(archive: Path, record: str) -> str:
     return read_record(archive, record).decode("utf-8")
+
+
+@pytest.fixture
+def parse_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the modules whose source the import scanner parses during the test."""
+    from torchpack.analysis import import_scanner
+
+    calls: list[str] = []
+    real_parse = import_scanner._parse
+
+    def counting_parse(text: str, module_name: str, filename: str) -> object:
+        calls.append(module_name)
+        return real_parse(text, module_name, filename)
+
+    monkeypatch.setattr(import_scanner, "_parse", counting_parse)
+    return calls

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from ._mock import MOCKED_MODULE_SOURCE
 from .analysis.digraph import DiGraph
-from .analysis.import_scanner import ImportAnalysisError, find_imports
+from .analysis.import_scanner import ImportAnalysisError
+from .analysis.module_analysis import ModuleAnalyzer, analyze_module
 from .analysis.stdlib import is_stdlib_module
 from .archive_format import IMPORTER_MODULE, MOCK_SUPPORT_MODULE
 from .errors import EmptyMatchError, PackagingError
@@ -53,8 +54,11 @@ class ModuleDecision:
 class DependencyResolver:
     """Decides, for every module a package needs, how the package provides it."""
 
-    def __init__(self, importer: Importer) -> None:
+    def __init__(self, importer: Importer, analyzer: ModuleAnalyzer | None = None) -> None:
+        """``analyzer`` supplies each interned module's imports (a cache, or analyses made
+        elsewhere); without one every module's source is parsed here."""
         self.locator = ModuleLocator(importer)
+        self.analyze = analyze_module if analyzer is None else analyzer.analyze
         self.actions = ActionTable()
         self.graph = DiGraph()
         self.decisions: dict[str, ModuleDecision] = {}
@@ -207,8 +211,8 @@ class DependencyResolver:
         if source is None or source.source is None:
             return []
         try:
-            scan = find_imports(
-                source.source, source.name, source.is_package, filename=source.origin or source.name
+            scan = self.analyze(
+                source.source, source.name, source.is_package, source.origin or source.name
             )
         except ImportAnalysisError as err:
             decision = self.decisions.setdefault(source.name, ModuleDecision(ModuleAction.INTERN))

@@ -12,6 +12,7 @@ import torch
 
 from . import _mock
 from .analysis.glob_group import GlobGroup, GlobPattern
+from .analysis.module_analysis import AnalysisCache, ModuleAnalyzer
 from .analysis.pickle_scanner import find_globals
 from .archive_format import (
     EXTERN_MODULES_RECORD,
@@ -51,12 +52,15 @@ class PackageExporter:
         f: str | os.PathLike[str] | IO[bytes],
         importer: Importer | Sequence[Importer] = sys_importer,
         debug: bool = False,
+        analysis_cache: ModuleAnalyzer | str | os.PathLike[str] | None = None,
     ) -> None:
         """Start a package at ``f``: a path (written atomically at the end) or a binary file.
 
         ``importer`` is where modules and objects are looked up (a sequence becomes an
         :class:`OrderedImporter`). ``debug`` is accepted for torch.package compatibility: a
         :class:`PackagingError` always shows the chain of imports behind each broken module.
+        ``analysis_cache`` (an :class:`AnalysisCache`, its folder, or precomputed analyses)
+        lets repeated exports reuse each module's import analysis instead of parsing it again.
         """
         if isinstance(importer, Sequence):
             self.importer: Importer = OrderedImporter(*importer)
@@ -68,7 +72,9 @@ class PackageExporter:
         self.script_module_serializer = torch._C.ScriptModuleSerializer(self.zip_file)
         self.storage_context = self.script_module_serializer.storage_context()
         self._storages = StorageSaver(self._archive.write_storage, self.storage_context)
-        self._resolver = DependencyResolver(self.importer)
+        if isinstance(analysis_cache, str | os.PathLike):
+            analysis_cache = AnalysisCache(analysis_cache)
+        self._resolver = DependencyResolver(self.importer, analysis_cache)
         self.dependency_graph = self._resolver.graph
         self._hooks = ActionHooks()
         self._reduced: dict[int, tuple[Any, tuple]] = {}

@@ -10,7 +10,7 @@ def test_analysis_does_not_import_torch():
     code = (
         "import torchpack.analysis.glob_group, torchpack.analysis.import_scanner, "
         "torchpack.analysis.pickle_scanner, torchpack.analysis.digraph, "
-        "torchpack.analysis.stdlib, sys; "
+        "torchpack.analysis.stdlib, torchpack.analysis.module_analysis, sys; "
         "assert 'torch' not in sys.modules, 'torch imported'; "
         "assert 'numpy' not in sys.modules, 'numpy imported'"
     )

@@ -1,0 +1,156 @@
+import json
+
+import pytest
+
+from torchpack.analysis import module_analysis
+from torchpack.analysis.import_scanner import ImportAnalysisError, ImportRef, find_imports
+from torchpack.analysis.module_analysis import (
+    AnalysisCache,
+    AnalysisIndex,
+    ModuleAnalysis,
+    analyze_module,
+)
+
+SOURCE = b"import os\nfrom . import sibling\nfrom .sub import thing\nimportlib.import_module(x)\n"
+
+
+def test_analysis_matches_the_scanner():
+    analysis = analyze_module(SOURCE, "pkg.mod", False, "/somewhere/pkg/mod.py")
+    scan = find_imports(SOURCE, "pkg.mod", False)
+    assert analysis.imports == scan.imports
+    assert analysis.imports == (
+        ImportRef("os"),
+        ImportRef("pkg", "sibling"),
+        ImportRef("pkg.sub", "thing"),
+    )
+    assert analysis.module_name == "pkg.mod"
+    assert analysis.is_package is False
+    assert len(analysis.source_sha256) == 64
+
+
+def test_warnings_name_the_relative_path_not_the_file_location():
+    source = b"import importlib\nimportlib.import_module(name)\n"
+    here = analyze_module(source, "pkg.mod", False, "/tmp/a/pkg/mod.py")
+    there = analyze_module(source, "pkg.mod", False, "/other/b/pkg/mod.py")
+    assert here == there
+    (warning,) = here.warnings
+    assert "pkg/mod.py, line 2" in warning
+    assert "/tmp/a" not in here.to_json()
+
+
+def test_errors_name_the_real_file():
+    with pytest.raises(ImportAnalysisError, match="/src/pkg/broken.py, line 1"):
+        analyze_module(b"def (:\n", "pkg.broken", False, "/src/pkg/broken.py")
+
+
+def test_json_round_trip_is_canonical():
+    analysis = analyze_module(SOURCE, "pkg", True, "pkg/__init__.py")
+    text = analysis.to_json()
+    assert ModuleAnalysis.from_json(text) == analysis
+    assert ModuleAnalysis.from_json(text.encode()).to_json() == text
+    assert list(json.loads(text)) == sorted(json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "{",
+        "[]",
+        '{"analyzer_version": "0"}',
+        json.dumps(
+            {
+                "analyzer_version": module_analysis.ANALYZER_VERSION,
+                "module_name": 3,
+                "is_package": False,
+                "source_sha256": "x",
+                "imports": [],
+                "warnings": [],
+            }
+        ),
+    ],
+)
+def test_from_json_rejects_anything_else(text):
+    with pytest.raises(ValueError, match="module analysis|analyzer version"):
+        ModuleAnalysis.from_json(text)
+
+
+def test_cache_hit_skips_parsing(tmp_path, parse_calls):
+    cache = AnalysisCache(tmp_path / "cache")
+    first = cache.analyze(SOURCE, "pkg.mod", False, "pkg/mod.py")
+    assert parse_calls == ["pkg.mod"]
+    again = AnalysisCache(tmp_path / "cache").analyze(SOURCE, "pkg.mod", False, "elsewhere.py")
+    assert parse_calls == ["pkg.mod"]
+    assert again == first == analyze_module(SOURCE, "pkg.mod", False, "pkg/mod.py")
+    assert (cache.hits, cache.misses) == (0, 1)
+
+
+def test_cache_keys_on_name_kind_and_source(tmp_path, parse_calls):
+    cache = AnalysisCache(tmp_path)
+    cache.analyze(SOURCE, "pkg.mod", False, "f")
+    cache.analyze(SOURCE, "pkg.mod", True, "f")  # relative imports resolve differently
+    cache.analyze(SOURCE, "other.mod", False, "f")
+    cache.analyze(SOURCE + b"\n", "pkg.mod", False, "f")
+    cache.analyze(SOURCE, "pkg.mod", False, "f")
+    assert len(parse_calls) == 4
+    assert (cache.hits, cache.misses) == (1, 4)
+    assert cache.analyze(SOURCE, "pkg.mod", True, "f").imports[1] == ImportRef("pkg.mod", "sibling")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: "",
+        lambda text: text[: len(text) // 2],
+        lambda text: "\xff garbage",
+        # Valid JSON that describes another source: filed under the wrong key.
+        lambda text: text.replace('"pkg.mod"', '"pkg.other"'),
+    ],
+)
+def test_corrupt_entries_are_recomputed(tmp_path, parse_calls, damage):
+    cache = AnalysisCache(tmp_path)
+    expected = cache.analyze(SOURCE, "pkg.mod", False, "f")
+    (entry,) = tmp_path.rglob("*.json")
+    entry.write_text(damage(entry.read_text()), encoding="utf-8")
+    assert cache.analyze(SOURCE, "pkg.mod", False, "f") == expected
+    assert len(parse_calls) == 2
+    assert ModuleAnalysis.from_json(entry.read_bytes()) == expected  # repaired
+    assert cache.analyze(SOURCE, "pkg.mod", False, "f") == expected
+    assert len(parse_calls) == 2
+
+
+def test_cache_leaves_no_temporary_files(tmp_path):
+    cache = AnalysisCache(tmp_path)
+    for i in range(5):
+        cache.analyze(SOURCE + b"#" * i, "pkg.mod", False, "f")
+    assert sorted(p.suffix for p in tmp_path.rglob("*") if p.is_file()) == [".json"] * 5
+
+
+def test_unparsable_sources_are_not_cached(tmp_path):
+    cache = AnalysisCache(tmp_path)
+    for _ in range(2):
+        with pytest.raises(ImportAnalysisError):
+            cache.analyze(b"def (:\n", "pkg.broken", False, "pkg/broken.py")
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_index_serves_precomputed_analyses_without_parsing(tmp_path, parse_calls):
+    files = []
+    for name, source in [("a", b"import b\n"), ("b", b"import os\n")]:
+        path = tmp_path / f"{name}.json"
+        path.write_text(analyze_module(source, name, False, f"{name}.py").to_json())
+        files.append(path)
+    parse_calls.clear()
+    index = AnalysisIndex.from_files(files)
+    assert index.analyze(b"import b\n", "a", False, "a.py").imports == (ImportRef("b"),)
+    assert parse_calls == []
+    # Edited since it was analysed: analysed again, and reported.
+    assert index.analyze(b"import c\n", "a", False, "a.py").imports == (ImportRef("c"),)
+    assert (index.hits, index.misses, parse_calls) == (1, ["a"], ["a"])
+
+
+def test_index_names_a_broken_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(ValueError, match="bad.json"):
+        AnalysisIndex.from_files([bad])
