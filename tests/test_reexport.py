@@ -77,13 +77,21 @@ def _quiet(load):
         return load()
 
 
-def test_objects_from_an_importer_are_saved_again(tmp_path: Path, first_package, shop) -> None:
+@pytest.fixture
+def reexported(tmp_path: Path, first_package):
+    """The first package's model, loaded and saved again with intern("shop.**")."""
     importer = PackageImporter(first_package)
     model = importer.load_pickle("model", "model.pkl")
     again = tmp_path / "again.pt"
+    # intern("shop.**") claims the mocked shop.training too.
     with PackageExporter(again, importer=(importer, sys_importer)) as exporter:
         exporter.intern("shop.**")
         exporter.save_pickle("model", "model.pkl", model)
+    return model, again, exporter
+
+
+def test_objects_from_an_importer_are_saved_again(reexported) -> None:
+    model, again, _ = reexported
     reloaded = PackageImporter(again).load_pickle("model", "model.pkl")
     batch = torch.randn(4, 3)
     assert torch.equal(reloaded(batch), model(batch))
@@ -94,14 +102,8 @@ def test_objects_from_an_importer_are_saved_again(tmp_path: Path, first_package,
     )
 
 
-def test_mocked_modules_stay_mocked_when_repackaged(tmp_path: Path, first_package) -> None:
-    importer = PackageImporter(first_package)
-    model = importer.load_pickle("model", "model.pkl")
-    again = tmp_path / "again.pt"
-    # intern("**") claims the stub too; it must not become "real" code.
-    with PackageExporter(again, importer=(importer, sys_importer)) as exporter:
-        exporter.intern("shop.**")
-        exporter.save_pickle("model", "model.pkl", model)
+def test_mocked_modules_stay_mocked_when_repackaged(reexported) -> None:
+    _, again, exporter = reexported
     assert exporter.mocked_modules() == ["shop.training"]
     assert "shop.training" not in exporter.interned_modules()
     reloaded = PackageImporter(again).load_pickle("model", "model.pkl")
