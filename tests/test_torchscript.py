@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 import zipfile
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.package
-from conftest import records_of
+from conftest import records_of, run_python
 
 from torchpack import PackageExporter, PackageImporter
 
@@ -181,3 +182,95 @@ def test_unzipped_package_with_torchscript_is_a_clear_error(tmp_path: Path, scri
         archive.extractall(folder)
     with pytest.raises(RuntimeError, match="directory is not supported"):
         PackageImporter(folder / "s").load_pickle("model", "s.pkl")
+
+
+def test_archives_do_not_depend_on_where_the_source_lives(tmp_path: Path) -> None:
+    """torch.jit records source file paths; the package holds them relative to sys.path."""
+    source = SOURCES["scripted/model.py"]
+    archives = []
+    for checkout in ("one", "somewhere/else/two"):
+        root = tmp_path / checkout
+        (root / "scripted").mkdir(parents=True)
+        (root / "scripted" / "__init__.py").write_text("")
+        (root / "scripted" / "model.py").write_text(textwrap.dedent(source))
+        target = tmp_path / f"out-{len(archives)}" / "h.pt"
+        target.parent.mkdir()
+        run_python(
+            f"""
+            import torch
+            torch.manual_seed(0)
+            from scripted.model import Hybrid
+            from torchpack import PackageExporter
+            with PackageExporter({str(target)!r}) as exporter:
+                exporter.intern("scripted.**")
+                exporter.save_pickle("model", "h.pkl", Hybrid())
+            """,
+            extra_path=[root],
+            cwd=root,
+            # torch.jit orders a module's constants by iterating a set of their names.
+            env={"PYTHONHASHSEED": "0"},
+        )
+        archives.append(target.read_bytes())
+    assert archives[0] == archives[1]
+    assert str(tmp_path).encode() not in archives[0]
+
+
+def test_scripted_errors_point_at_the_portable_source_path(tmp_path: Path, source_tree) -> None:
+    source_tree(
+        {
+            "failing.py": """
+                import torch
+
+
+                class Checked(torch.nn.Module):
+                    def forward(self, x):
+                        if x.sum() < 0:
+                            raise ValueError("negative input")
+                        return x
+            """
+        }
+    )
+    from failing import Checked
+
+    path = tmp_path / "f.pt"
+    with PackageExporter(path) as exporter:
+        exporter.intern("failing")
+        exporter.save_pickle("model", "m.pkl", torch.jit.script(Checked()))
+    for importer in (PackageImporter(path), torch.package.PackageImporter(str(path))):
+        loaded = importer.load_pickle("model", "m.pkl")
+        with pytest.raises(Exception, match="negative input") as info:
+            loaded(-torch.ones(2))
+        assert 'File "failing.py", line 8' in str(info.value)
+        assert str(tmp_path) not in str(info.value)
+
+
+def test_tensor_attributes_outside_the_state_dict_survive(tmp_path: Path, source_tree) -> None:
+    source_tree(
+        {
+            "lookup.py": """
+                import torch
+
+
+                class Lookup(torch.nn.Module):
+                    table: torch.Tensor
+
+                    def __init__(self):
+                        super().__init__()
+                        self.table = torch.arange(10.0) * 3  # neither parameter nor buffer
+
+                    def forward(self, i: int):
+                        return self.table[i]
+            """
+        }
+    )
+    from lookup import Lookup
+
+    module = torch.jit.script(Lookup())
+    assert "table" not in module.state_dict()
+    path = tmp_path / "l.pt"
+    with PackageExporter(path) as exporter:
+        exporter.intern("lookup")
+        exporter.save_pickle("model", "m.pkl", module)
+    loaded = PackageImporter(path).load_pickle("model", "m.pkl")
+    assert torch.equal(loaded.table, torch.arange(10.0) * 3)
+    assert loaded(4).item() == 12.0

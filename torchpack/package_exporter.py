@@ -29,6 +29,7 @@ from .mangling import is_mangled
 from .module_actions import ModuleAction
 from .module_source import ModuleSource
 from .package_pickler import dumps
+from .script_records import ScriptRecords
 from .storages import StorageSaver
 
 
@@ -69,8 +70,10 @@ class PackageExporter:
         self.debug = debug
         self._archive = ArchiveWriter(f)
         self.zip_file = self._archive.zip_file
-        self.script_module_serializer = torch._C.ScriptModuleSerializer(self.zip_file)
-        self.storage_context = self.script_module_serializer.storage_context()
+        self._script_records = ScriptRecords()
+        # Used by torch.jit's ScriptModule.__reduce_package__.
+        self.script_module_serializer = self._script_records.serializer
+        self.storage_context = self._script_records.storage_context
         self._storages = StorageSaver(self._archive.write_storage, self.storage_context)
         if isinstance(analysis_cache, str | os.PathLike):
             analysis_cache = AnalysisCache(analysis_cache)
@@ -213,6 +216,10 @@ class PackageExporter:
             return storage_id
         if isinstance(obj, type) or not hasattr(obj, "__reduce_package__"):
             return None
+        if isinstance(obj, torch.jit.ScriptModule):
+            # Written straight into the package now; TorchScript then skips them.
+            for tensor in obj.state_dict(keep_vars=True).values():
+                self._storages.persistent_id(tensor.untyped_storage())
         reduced = self._reduced.get(id(obj))
         if reduced is None:
             # The id in the archive is a counter, not id(obj): archives must not depend on
@@ -235,7 +242,7 @@ class PackageExporter:
             self._hooks.call(self, self._resolver.module_actions())
             self._write_modules()
             self._archive.write(PYTHON_VERSION_RECORD, platform.python_version())
-            self.script_module_serializer.write_files()
+            self._script_records.copy_into(self._archive.write, self._archive.write_storage)
             self._archive.commit()
         except BaseException:
             self._archive.abort()
