@@ -7,6 +7,7 @@ A package is a ZIP written by PyTorch's serializer: every record is stored uncom
     .data/extern_modules     one externed module per line
     .data/python_version     version of the Python that wrote the package
     .data/<key>.storage      raw bytes of one tensor storage
+    .data/manifest.sha256    torchpack only: sha256 of every other record (``sha256sum`` format)
     <package>/<resource>     user files; interned modules as <a>/<b>.py or <a>/<b>/__init__.py
 """
 
@@ -18,6 +19,15 @@ FORMAT_VERSION = 6
 VERSION_RECORD = ".data/version"
 EXTERN_MODULES_RECORD = ".data/extern_modules"
 PYTHON_VERSION_RECORD = ".data/python_version"
+MANIFEST_RECORD = ".data/manifest.sha256"
+# PyTorch's writer adds these when it closes the archive, after the manifest is written; they
+# are checked by their content rules instead of a digest.
+BYTEORDER_RECORD = "byteorder"
+SERIALIZATION_ID_RECORD = ".data/serialization_id"
+WRITER_TRAILER_RECORDS = (VERSION_RECORD, BYTEORDER_RECORD, SERIALIZATION_ID_RECORD)
+# The range of .data/version that PyTorch 2.x reads (caffe2/serialize/versions.h).
+MIN_READABLE_VERSION = 1
+MAX_READABLE_VERSION = 10
 # Modules a package provides at load time rather than as interned source: the importer
 # itself, and the support module that every mocked module's stub imports.
 IMPORTER_MODULE = "torch_package_importer"

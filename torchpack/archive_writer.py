@@ -13,7 +13,9 @@ from typing import IO
 
 import torch
 
-from .archive_format import FORMAT_VERSION
+from .archive_format import FORMAT_VERSION, MANIFEST_RECORD
+from .manifest import ManifestBuilder
+from .storages import storage_buffer
 
 
 class ArchiveWriter:
@@ -21,6 +23,7 @@ class ArchiveWriter:
 
     def __init__(self, target: str | os.PathLike[str] | IO[bytes]) -> None:
         self._written: set[str] = set()
+        self._manifest = ManifestBuilder()
         self._target_path: str | None = None
         self._staging_dir: str | None = None
         if isinstance(target, (str, os.PathLike)):
@@ -60,16 +63,37 @@ class ArchiveWriter:
         self._claim(name)
         if isinstance(data, str):
             data = data.encode("utf-8")
-        self.zip_file.write_record(name, data, len(data))
+        self._write_record(name, data, len(data))
+        self._manifest.add(name, data)
 
     def write_storage(self, name: str, storage: torch.UntypedStorage) -> None:
         """Stream a CPU storage's bytes straight from its memory into the archive."""
         self._claim(name)
-        self.zip_file.write_record(name, storage, storage.nbytes())
+        self._manifest.add_while(
+            name,
+            storage_buffer(storage),
+            lambda: self._write_record(name, storage, storage.nbytes()),
+        )
+
+    def _write_record(self, name: str, data: bytes | torch.UntypedStorage, size: int) -> None:
+        try:
+            self.zip_file.write_record(name, data, size)
+        except RuntimeError as err:
+            raise OSError(
+                f"could not write record {name!r} of the package {self.name}: {err}; "
+                "is the disk full or the file size limited?"
+            ) from err
 
     def commit(self) -> None:
-        """Finish the ZIP and put it in place of the target."""
-        self.zip_file.write_end_of_file()
+        """Write the manifest, finish the ZIP and put it in place of the target."""
+        manifest = self._manifest.text().encode()
+        self._write_record(MANIFEST_RECORD, manifest, len(manifest))
+        try:
+            self.zip_file.write_end_of_file()
+        except RuntimeError as err:
+            raise OSError(
+                f"could not finish the package {self.name}: {err}; is the disk full?"
+            ) from err
         del self.zip_file
         if self._target_path is None:
             flush = getattr(self._target, "flush", None)

@@ -37,3 +37,46 @@ class ArchiveError(Exception):
         super().__init__(f"{where}: {problem}")
         self.archive = archive
         self.record = record
+
+
+class MalformedArchiveError(ArchiveError):
+    """The archive's structure or a record's content is broken or hostile.
+
+    Raised before anything in the archive runs: a file that is not a ZIP, a truncated archive,
+    record names with ``..``, absolute paths or duplicates, compressed records, declared sizes
+    that do not fit the file, bad CRCs, unreadable pickles, missing or future ``.data/version``,
+    interned sources that do not compile, and unzipped packages with links that lead outside.
+    """
+
+
+class IntegrityError(ArchiveError):
+    """A record's bytes differ from the sha256 in the package's manifest, or the manifest is
+    missing, or records were added or removed since it was written."""
+
+
+class UnsafeGlobalError(ArchiveError):
+    """``safe=True`` refused a global a pickle names: it is neither defined in a module interned
+    in the package nor on the allow list. ``allow_globals=["module.name"]`` admits it."""
+
+    def __init__(self, archive: str, record: str, global_name: str) -> None:
+        super().__init__(
+            archive,
+            f"safe loading refuses the global {global_name!r}: it is not defined in the "
+            "package's own modules nor a known-harmless reconstruction function; if you trust "
+            f"it, pass allow_globals=[{global_name!r}]",
+            record,
+        )
+        self.global_name = global_name
+
+
+class MissingModuleError(ArchiveError, ModuleNotFoundError):
+    """A pickle names a module that is neither in the package nor one of its extern modules."""
+
+    def __init__(self, archive: str, record: str, module_name: str) -> None:
+        super().__init__(
+            archive,
+            f"the pickle needs module {module_name!r}, which is neither in the package nor "
+            "one of its extern modules; the package was made without it",
+            record,
+        )
+        self.name = module_name

@@ -7,6 +7,7 @@ key once per pickle, so tensors that shared a storage (views, tied weights) shar
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,14 @@ from torch.serialization import default_restore_location, location_tag, normaliz
 from .archive_format import storage_record
 
 MapLocation = None | str | torch.device | dict | Callable[..., Any]
+
+
+def storage_buffer(storage: torch.UntypedStorage) -> memoryview:
+    """A CPU storage's memory as a buffer, without a copy; valid while ``storage`` lives."""
+    nbytes = storage.nbytes()
+    if nbytes == 0:
+        return memoryview(b"")
+    return memoryview((ctypes.c_char * nbytes).from_address(storage.data_ptr()))
 
 
 class StorageSaver:
