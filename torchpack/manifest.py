@@ -6,6 +6,9 @@ line per record, sorted by name), so an unzipped package can also be checked wit
 
 The records PyTorch's writer adds when it closes the archive (``.data/version``, ``byteorder``,
 ``.data/serialization_id``) come after the manifest; they are checked by their content rules.
+Records that PyTorch's TorchScript serializer writes straight into the archive never pass
+through torchpack's hands: the manifest lists them as ``crc32  <record>``, pinning their names,
+and their bytes are checked against the CRC-32 PyTorch computed while writing them.
 
 The manifest detects damage and tampering with records. It cannot tell a package rewritten
 from scratch, manifest included, from a genuine one: pin :attr:`Manifest.digest` (printed by
@@ -29,7 +32,8 @@ from .archive_format import (
 from .errors import IntegrityError, MalformedArchiveError
 
 Buffer = bytes | bytearray | memoryview
-_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
+CRC_ONLY = "crc32"
+_LINE = re.compile(r"([0-9a-f]{64}|crc32)  (.+)")
 # Below this, a worker thread costs more than the hashing it would overlap with writing.
 _THREAD_THRESHOLD = 1 << 20
 
@@ -73,6 +77,10 @@ class ManifestBuilder:
             worker.join()
         self._digests[record] = hasher.hexdigest()
 
+    def add_crc_only(self, record: str) -> None:
+        """List a record written by PyTorch's own serializer, whose bytes torchpack never saw."""
+        self._digests[record] = CRC_ONLY
+
     def text(self) -> str:
         return "".join(f"{digest}  {record}\n" for record, digest in sorted(self._digests.items()))
 
@@ -107,8 +115,13 @@ class Manifest:
             digests[record] = digest
         return cls(archive, digests, sha256_hex(data))
 
+    def crc_only(self, record: str) -> bool:
+        return self.digests.get(record) == CRC_ONLY
+
     def check(self, record: str, data: Buffer) -> None:
-        self.check_digest(record, sha256_hex(data))
+        """Compare ``data`` with the record's sha256 (``crc32`` records: the reader's CRC)."""
+        if not self.crc_only(record):
+            self.check_digest(record, sha256_hex(data))
 
     def check_digest(self, record: str, actual: str) -> None:
         expected = self.digests.get(record)

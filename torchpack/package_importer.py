@@ -16,6 +16,7 @@ import importlib.util
 import io
 import linecache
 import pickle
+import struct
 import sys
 import types
 import warnings
@@ -34,10 +35,11 @@ from .archive_format import (
 )
 from .archive_reader import ArchiveSource, ZipArchiveReader, open_archive
 from .directory import Directory, directory_from_paths
-from .errors import ArchiveError
+from .errors import ArchiveError, MalformedArchiveError, MissingModuleError, UnsafeGlobalError
 from .importer import Importer, _lookup_qualname
-from .mangling import PackageMangler, demangle
+from .mangling import PackageMangler, demangle, get_mangle_prefix
 from .resources import PackageResourceReader
+from .safe_globals import GlobalPolicy
 from .storages import MapLocation, StorageLoader
 
 # Loadable even when a package does not list them as extern: old packages may not.
@@ -62,7 +64,22 @@ class _ExternNode:
 
 
 class PackageImporter(Importer):
-    """Opens a package (a path, a binary file object, or an unzipped folder) for loading."""
+    """Opens a package (a path, a binary file object, or an unzipped folder) for loading.
+
+    The archive's structure is checked before anything is read (a hostile or damaged archive
+    raises :class:`~torchpack.errors.MalformedArchiveError`), and every record is checked as it
+    is read:
+
+    - ``verify=None`` (default): against the package's integrity manifest if it has one, else
+      against the ZIP's CRCs; ``verify=True`` requires the manifest
+      (:class:`~torchpack.errors.IntegrityError` names the changed record); ``verify=False``
+      skips the manifest and the storages' CRCs.
+    - ``safe=True``: :meth:`load_pickle` resolves only globals defined in the package's own
+      modules, torch's tensor and storage reconstruction, ``torch.nn`` module classes, plain
+      containers, and ``allow_globals`` (``"module.name"`` patterns); anything else raises
+      :class:`~torchpack.errors.UnsafeGlobalError`. Off by default, as in torch.package.
+      The package's interned modules still run when imported: ``torchpack audit`` lists them.
+    """
 
     modules: dict[str, Any]
 
@@ -70,8 +87,13 @@ class PackageImporter(Importer):
         self,
         file_or_buffer: ArchiveSource,
         module_allowed: Callable[[str], bool] = lambda module_name: True,
+        *,
+        safe: bool = False,
+        allow_globals: GlobPattern = (),
+        verify: bool | None = None,
     ) -> None:
-        self._archive = open_archive(file_or_buffer)
+        self._archive = open_archive(file_or_buffer, verify)
+        self._global_policy = GlobalPolicy(allow_globals) if safe else None
         self.filename = self._archive.name
         self.zip_reader = (
             self._archive.zip_reader
@@ -199,7 +221,7 @@ class PackageImporter(Importer):
                 f"package {self.filename}, record {record!r}: unknown persistent id {kind!r}"
             )
 
-        unpickler = _PackageUnpickler(self, io.BytesIO(data))
+        unpickler = _PackageUnpickler(self, io.BytesIO(data), record)
         unpickler.persistent_load = persistent_load
         self.storage_context = storage_context
         self.last_map_location = map_location
@@ -209,6 +231,10 @@ class PackageImporter(Importer):
                 # attributes, which warns; the storages are torch's to retire, not the user's.
                 warnings.filterwarnings("ignore", "TypedStorage is deprecated", UserWarning)
                 result = unpickler.load()
+        except (pickle.UnpicklingError, EOFError, struct.error, RecursionError) as err:
+            raise MalformedArchiveError(
+                self.filename, f"the pickle is truncated or corrupt: {err}", record
+            ) from err
         finally:
             self.storage_context = None
             self.last_map_location = None
@@ -250,6 +276,13 @@ class PackageImporter(Importer):
         # Whether `parent` can have submodules is the archive's business (an extern module
         # like `os` provides `os.path` without being a package).
         return self._load_module(name, parent)
+
+    def _is_packaged(self, name: str) -> bool:
+        """True if ``name`` is one of the package's own modules (interned or mocked source)."""
+        node: _PackageNode | _ModuleNode | _ExternNode | None = self._root
+        for atom in name.split("."):
+            node = node.children.get(atom) if isinstance(node, _PackageNode) else None
+        return isinstance(node, (_PackageNode, _ModuleNode)) and node.source_record is not None
 
     def _load_module(self, name: str, parent: str) -> Any:
         node: _PackageNode | _ModuleNode | _ExternNode = self._root
@@ -309,7 +342,7 @@ class PackageImporter(Importer):
                 )
                 text_lines = source.decode("utf-8", errors="replace").splitlines(keepends=True)
                 linecache.cache[mangled_file] = (len(source), None, text_lines, mangled_file)
-                exec(compile(source, mangled_file, "exec", dont_inherit=True), namespace)
+                exec(self._compile(source, source_record, mangled_file), namespace)
             except BaseException:
                 del self.modules[name]
                 sys.modules.pop(module.__name__, None)
@@ -317,6 +350,15 @@ class PackageImporter(Importer):
                     delattr(parent_module, child_name)
                 raise
         return module
+
+    def _compile(self, source: bytes, source_record: str, mangled_file: str) -> types.CodeType:
+        try:
+            return compile(source, mangled_file, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as err:
+            # SyntaxError also covers source that is not valid UTF-8 (or its declared coding).
+            raise MalformedArchiveError(
+                self.filename, f"interned source does not compile: {err}", source_record
+            ) from err
 
     def __import__(
         self,
@@ -388,12 +430,35 @@ class PackageImporter(Importer):
 class _PackageUnpickler(pickle.Unpickler):
     """Finds the classes and functions a pickle names through its package importer."""
 
-    def __init__(self, importer: PackageImporter, file: io.BytesIO) -> None:
+    def __init__(self, importer: PackageImporter, file: io.BytesIO, record: str) -> None:
         super().__init__(file)
         self._importer = importer
+        self._record = record
 
     def find_class(self, module_name: str, name: str) -> Any:
-        module = self._importer.import_module(module_name)
+        importer = self._importer
+        policy = importer._global_policy
+        if policy is None or policy.allows_name(module_name, name):
+            return self._resolve(module_name, name)
+        if importer._is_packaged(module_name):
+            obj = self._resolve(module_name, name)
+            # Defined there, not merely reachable from there (`models.os.system`).
+            if get_mangle_prefix(getattr(obj, "__module__", None) or "") == importer.id():
+                return obj
+        elif policy.might_be_torch_object(module_name):
+            obj = self._resolve(module_name, name)
+            if policy.allows_torch_object(module_name, name, obj):
+                return obj
+        raise UnsafeGlobalError(importer.filename, self._record, f"{module_name}.{name}")
+
+    def _resolve(self, module_name: str, name: str) -> Any:
+        try:
+            module = self._importer.import_module(module_name)
+        except ModuleNotFoundError as err:
+            missing = err.name or ""
+            if isinstance(err, ArchiveError) or not (module_name + ".").startswith(missing + "."):
+                raise
+            raise MissingModuleError(self._importer.filename, self._record, module_name) from err
         return _lookup_qualname(module, name)
 
 

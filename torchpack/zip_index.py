@@ -4,12 +4,14 @@ Every structural check happens here, before PyTorch's C++ reader ever sees the f
 hostile or damaged archive gives a :class:`MalformedArchiveError` instead of a crash, a hang or
 a huge allocation: the central directory must parse, every record must sit under the one
 top-level folder with a plain relative name (no ``..``, no absolute path, no duplicate), be
-stored uncompressed (PyTorch maps records straight from the file), and lie inside the file
-without overlapping another. Reading a record checks its CRC.
+stored uncompressed (PyTorch maps records straight from the file; only the TorchScript code
+its own serializer writes may be deflated, within a size bound), and lie inside the file without
+overlapping another. Reading a record checks its CRC.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import zipfile
@@ -24,58 +26,60 @@ from .errors import ArchiveError, MalformedArchiveError
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 _LOCAL_SIGNATURE = b"PK\x03\x04"
 _CHUNK = 1 << 22
+# PyTorch's TorchScript serializer deflates the code it writes here; nothing else is compressed.
+_COMPRESSIBLE_FOLDER = ".data/ts_code/"
+# Generated TorchScript code is kilobytes; a larger declared size is a zip bomb.
+_MAX_INFLATED_SIZE = 64 << 20
 
 
 @dataclass(frozen=True)
 class ZipRecord:
-    """Where one record's bytes are: ``size`` bytes at ``offset`` of the file."""
+    """Where one record's bytes are: ``stored_size`` bytes at ``offset`` of the file, which
+    hold ``size`` bytes of content (the same unless ``deflated``)."""
 
     name: str
     offset: int
     size: int
     crc: int
+    stored_size: int
+    deflated: bool
 
 
 class ZipIndex:
     """The records of a package ZIP, validated; reads them with CRC checks."""
 
     def __init__(self, source: str | os.PathLike[str] | IO[bytes]) -> None:
+        self._path: str | None = None
+        self._source: IO[bytes] | None = None
         if isinstance(source, (str, os.PathLike)):
-            self.name = os.fspath(source)
-            try:
-                self._file: IO[bytes] = open(self.name, "rb")  # noqa: SIM115 (kept open)
-            except FileNotFoundError:
-                raise ArchiveError(self.name, "no such file") from None
-            self._owns_file = True
+            self.name = self._path = os.fspath(source)
+            if not os.path.isfile(self._path):
+                raise ArchiveError(self.name, "no such file")
         else:
             self.name = getattr(source, "name", "<binary>")
-            self._file = source
-            self._owns_file = False
-        try:
-            self.top_folder, self._records = self._index()
-        except BaseException:
-            self.close()
-            raise
+            self._source = source
+        with self._opened() as file:
+            self.top_folder, self._records = self._index(file)
         self.version = self._check_version()
 
-    def close(self) -> None:
-        if self._owns_file:
-            self._file.close()
-
-    def __enter__(self) -> ZipIndex:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    @contextlib.contextmanager
+    def _opened(self) -> Iterator[IO[bytes]]:
+        # A path is opened for each read, so that no file handle outlives its use.
+        if self._source is not None:
+            yield self._source
+            return
+        assert self._path is not None
+        with open(self._path, "rb") as file:
+            yield file
 
     # -- structure ------------------------------------------------------------------------
 
-    def _index(self) -> tuple[str, dict[str, ZipRecord]]:
-        file_size = self._file.seek(0, os.SEEK_END)
+    def _index(self, file: IO[bytes]) -> tuple[str, dict[str, ZipRecord]]:
+        file_size = file.seek(0, os.SEEK_END)
         if file_size == 0:
             raise MalformedArchiveError(self.name, "the file is empty")
         try:
-            with zipfile.ZipFile(self._file) as archive:
+            with zipfile.ZipFile(file) as archive:
                 infos = archive.infolist()
                 directory_start = archive.start_dir  # type: ignore[attr-defined]
         except (zipfile.BadZipFile, ValueError, EOFError, OSError, struct.error) as err:
@@ -107,31 +111,20 @@ class ZipIndex:
                     "ambiguous, so the archive is refused",
                     record,
                 )
-            if info.compress_type != zipfile.ZIP_STORED:
+            deflated = self._check_compression(info, record)
+            offset = self._data_offset(file, info, record)
+            if offset + info.compress_size > directory_start:
                 raise MalformedArchiveError(
                     self.name,
-                    f"record is compressed (method {info.compress_type}); package records "
-                    "must be stored uncompressed, as torch.package writes them",
-                    record,
-                )
-            if info.compress_size != info.file_size:
-                raise MalformedArchiveError(
-                    self.name,
-                    f"stored record declares {info.file_size} bytes but occupies "
-                    f"{info.compress_size}",
-                    record,
-                )
-            offset = self._data_offset(info, record)
-            if offset + info.file_size > directory_start:
-                raise MalformedArchiveError(
-                    self.name,
-                    f"record declares {info.file_size} bytes at offset {offset}, past the "
+                    f"record declares {info.compress_size} bytes at offset {offset}, past the "
                     f"end of the data ({directory_start} bytes); the archive is truncated or "
                     "forged",
                     record,
                 )
-            records[record] = ZipRecord(record, offset, info.file_size, info.CRC)
-            extents.append((info.header_offset, offset + info.file_size, record))
+            records[record] = ZipRecord(
+                record, offset, info.file_size, info.CRC, info.compress_size, deflated
+            )
+            extents.append((info.header_offset, offset + info.compress_size, record))
         if top_folder is None:
             raise MalformedArchiveError(self.name, "the archive holds no records")
         extents.sort()
@@ -141,6 +134,35 @@ class ZipIndex:
                     self.name, f"record overlaps the bytes of record {first!r}", second
                 )
         return top_folder, records
+
+    def _check_compression(self, info: zipfile.ZipInfo, record: str) -> bool:
+        """Whether the record is deflated; refuses every other kind of compression."""
+        if info.compress_type == zipfile.ZIP_STORED:
+            if info.compress_size != info.file_size:
+                raise MalformedArchiveError(
+                    self.name,
+                    f"stored record declares {info.file_size} bytes but occupies "
+                    f"{info.compress_size}",
+                    record,
+                )
+            return False
+        if info.compress_type != zipfile.ZIP_DEFLATED or not record.startswith(
+            _COMPRESSIBLE_FOLDER
+        ):
+            raise MalformedArchiveError(
+                self.name,
+                f"record is compressed (method {info.compress_type}); package records must be "
+                "stored uncompressed, as torch.package writes them",
+                record,
+            )
+        if info.file_size > _MAX_INFLATED_SIZE:
+            raise MalformedArchiveError(
+                self.name,
+                f"compressed record declares {info.file_size} bytes once inflated (more than "
+                f"{_MAX_INFLATED_SIZE}); refusing a possible zip bomb",
+                record,
+            )
+        return True
 
     def _split_name(self, name: str) -> tuple[str, str]:
         folder, _, record = name.partition("/")
@@ -160,18 +182,21 @@ class ZipIndex:
             )
         return folder, record
 
-    def _data_offset(self, info: zipfile.ZipInfo, record: str) -> int:
-        self._file.seek(info.header_offset)
-        header = self._file.read(_LOCAL_HEADER.size)
+    def _data_offset(self, file: IO[bytes], info: zipfile.ZipInfo, record: str) -> int:
+        file.seek(info.header_offset)
+        header = file.read(_LOCAL_HEADER.size)
         if len(header) != _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
             raise MalformedArchiveError(
                 self.name, f"no local file header at offset {info.header_offset}", record
             )
         fields = _LOCAL_HEADER.unpack(header)
         method, name_length, extra_length = fields[4], fields[10], fields[11]
-        if method != zipfile.ZIP_STORED:
+        if method != info.compress_type:
             raise MalformedArchiveError(
-                self.name, f"record is compressed (method {method}) in its local header", record
+                self.name,
+                f"local header says compression method {method}, the central directory "
+                f"{info.compress_type}",
+                record,
             )
         return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
 
@@ -180,8 +205,7 @@ class ZipIndex:
             raise MalformedArchiveError(
                 self.name, "missing; this is not a torch.package archive", VERSION_RECORD
             )
-        text = self.read(VERSION_RECORD).decode("ascii", errors="replace").strip()
-        return check_format_version(self.name, text)
+        return check_format_version(self.name, self.read(VERSION_RECORD))
 
     # -- records --------------------------------------------------------------------------
 
@@ -199,23 +223,43 @@ class ZipIndex:
         return entry
 
     def chunks(self, name: str) -> Iterator[bytes]:
-        """The record's bytes in pieces (for hashing big storages in bounded memory)."""
+        """The record's bytes as stored, in pieces (for big storages in bounded memory)."""
         entry = self.record(name)
         position = entry.offset
-        end = entry.offset + entry.size
-        while position < end:
-            self._file.seek(position)
-            chunk = self._file.read(min(_CHUNK, end - position))
-            if not chunk:
-                raise MalformedArchiveError(self.name, "record ends early", name)
-            position += len(chunk)
-            yield chunk
+        end = entry.offset + entry.stored_size
+        with self._opened() as file:
+            while position < end:
+                file.seek(position)
+                chunk = file.read(min(_CHUNK, end - position))
+                if not chunk:
+                    raise MalformedArchiveError(self.name, "record ends early", name)
+                position += len(chunk)
+                yield chunk
 
     def read(self, name: str) -> bytes:
         """The record's bytes; raises :class:`MalformedArchiveError` on a CRC mismatch."""
+        entry = self.record(name)
         data = b"".join(self.chunks(name))
-        check_crc(self.name, self.record(name), data)
+        if entry.deflated:
+            data = self._inflate(entry, data)
+        check_crc(self.name, entry, data)
         return data
+
+    def _inflate(self, entry: ZipRecord, data: bytes) -> bytes:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        try:
+            # One byte past the declared size is enough to know the declaration is false.
+            content = inflater.decompress(data, entry.size + 1)
+        except zlib.error as err:
+            raise MalformedArchiveError(self.name, f"cannot inflate: {err}", entry.name) from None
+        if len(content) != entry.size:
+            raise MalformedArchiveError(
+                self.name,
+                f"inflates to {'more' if len(content) > entry.size else len(content)} bytes, "
+                f"not the {entry.size} declared",
+                entry.name,
+            )
+        return content
 
 
 def check_crc(archive: str, entry: ZipRecord, data: bytes | memoryview) -> None:
@@ -229,8 +273,9 @@ def check_crc(archive: str, entry: ZipRecord, data: bytes | memoryview) -> None:
         )
 
 
-def check_format_version(archive: str, text: str) -> int:
+def check_format_version(archive: str, data: bytes) -> int:
     """The format version in ``.data/version``, if PyTorch can read it."""
+    text = data.decode("ascii", errors="replace").strip()
     if not text.isdigit():
         raise MalformedArchiveError(
             archive, f"format version {text[:40]!r} is not a number", VERSION_RECORD
