@@ -29,7 +29,8 @@ from .archive_format import (
     VERSION_RECORD,
     WRITER_TRAILER_RECORDS,
 )
-from .errors import IntegrityError, MalformedArchiveError
+from .errors import ArchiveError, IntegrityError, MalformedArchiveError
+from .zip_index import ZipIndex
 
 Buffer = bytes | bytearray | memoryview
 CRC_ONLY = "crc32"
@@ -164,3 +165,32 @@ def check_trailer_record(archive: str, record: str, data: bytes) -> None:
     }[record]
     if not valid:
         raise IntegrityError(archive, f"unexpected content {text[:40]!r}", record)
+
+
+def verify_index(index: ZipIndex) -> tuple[Manifest, list[ArchiveError]]:
+    """Check every record of a validated archive against its manifest; all problems found."""
+    if not index.has_record(MANIFEST_RECORD):
+        raise IntegrityError(
+            index.name,
+            "the package has no integrity manifest (it was written by torch.package or an "
+            "older torchpack); there is nothing to verify against",
+            MANIFEST_RECORD,
+        )
+    manifest = Manifest.parse(index.name, index.read(MANIFEST_RECORD))
+    problems: list[ArchiveError] = list(manifest.coverage_problems(index.records()))
+    for record in index.records():
+        if record == MANIFEST_RECORD:
+            continue
+        try:
+            if record in WRITER_TRAILER_RECORDS:
+                check_trailer_record(index.name, record, index.read(record))
+            elif manifest.crc_only(record):
+                index.read(record)  # checks the CRC
+            elif record in manifest.digests:
+                hasher = hashlib.sha256()
+                for chunk in index.chunks(record):
+                    hasher.update(chunk)
+                manifest.check_digest(record, hasher.hexdigest())
+        except ArchiveError as err:
+            problems.append(err)
+    return manifest, problems

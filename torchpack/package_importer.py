@@ -445,9 +445,9 @@ class _PackageUnpickler(pickle.Unpickler):
             # Defined there, not merely reachable from there (`models.os.system`).
             if get_mangle_prefix(getattr(obj, "__module__", None) or "") == importer.id():
                 return obj
-        elif policy.might_be_torch_object(module_name):
+        elif policy.might_be_torch_value(module_name, name):
             obj = self._resolve(module_name, name)
-            if policy.allows_torch_object(module_name, name, obj):
+            if policy.allows_torch_value(obj):
                 return obj
         raise UnsafeGlobalError(importer.filename, self._record, f"{module_name}.{name}")
 

@@ -5,10 +5,10 @@ loaded. Safe loading resolves only:
 
 - classes and functions defined in the package's own (interned) modules: that code runs on
   import anyway, and ``torchpack audit`` lists it;
-- the reconstruction functions and classes in :data:`HARMLESS_GLOBALS` (tensors, parameters,
-  storages, plain containers) and torch's dtypes, layouts, memory formats, storage classes;
-- ``torch.nn`` module classes (``torch.nn.modules.*``): unpickling one only fills its
-  ``__dict__``;
+- the reconstruction helpers of :data:`~torchpack.analysis.global_rules.HARMLESS_GLOBALS`
+  (tensors, parameters, storages, plain containers), torch's dtypes, layouts, memory formats
+  and storage classes, and ``torch.nn`` module classes (unpickling one only fills its
+  ``__dict__``), each checked on the resolved object too;
 - whatever the caller allows with ``allow_globals`` (``"module.name"`` or globs: ``"numpy.**"``).
 
 Everything else (``builtins.exec``, ``builtins.getattr``, ``os.system``, ``subprocess.Popen``,
@@ -23,55 +23,8 @@ from typing import Any
 import torch
 
 from .analysis.glob_group import GlobGroup, GlobPattern
+from .analysis.global_rules import HARMLESS_GLOBALS, is_harmless
 
-HARMLESS_GLOBALS = frozenset(
-    {
-        # Plain containers and values, and what protocol 2 uses to rebuild objects and bytes.
-        "builtins.set",
-        "builtins.frozenset",
-        "builtins.dict",
-        "builtins.list",
-        "builtins.tuple",
-        "builtins.bytearray",
-        "builtins.bytes",
-        "builtins.str",
-        "builtins.int",
-        "builtins.float",
-        "builtins.complex",
-        "builtins.bool",
-        "builtins.slice",
-        "builtins.range",
-        "builtins.object",
-        "collections.OrderedDict",
-        "collections.defaultdict",
-        "collections.deque",
-        "collections.Counter",
-        "copyreg._reconstructor",
-        "_codecs.encode",
-        # torch's tensor, parameter and storage rebuild functions.
-        "torch._utils._rebuild_tensor",
-        "torch._utils._rebuild_tensor_v2",
-        "torch._utils._rebuild_tensor_v3",
-        "torch._utils._rebuild_parameter",
-        "torch._utils._rebuild_parameter_with_state",
-        "torch._utils._rebuild_sparse_tensor",
-        "torch._utils._rebuild_nested_tensor",
-        "torch._utils._rebuild_qtensor",
-        "torch._utils._rebuild_meta_tensor_no_storage",
-        "torch._utils._rebuild_wrapper_subclass",
-        "torch._utils._rebuild_device_tensor_from_cpu_tensor",
-        "torch._tensor._rebuild_from_type_v2",
-        "torch.serialization._get_layout",
-        "torch.nn.parameter.Parameter",
-        "torch.nn.parameter.Buffer",
-        "torch.Tensor",
-        "torch.Size",
-        "torch.device",
-        "torch.UntypedStorage",
-    }
-)
-
-_NN_MODULES = GlobGroup("torch.nn.modules.**")
 _TORCH_VALUE_TYPES = (torch.dtype, torch.layout, torch.memory_format, torch.qscheme)
 
 
@@ -82,26 +35,22 @@ class GlobalPolicy:
         self._allowed = GlobGroup(allow_globals) if allow_globals else None
 
     def allows_name(self, module: str, name: str) -> bool:
-        """Allowed by name alone: the allow list or the caller's ``allow_globals``."""
+        """Allowed by name alone: the reconstruction helpers or the caller's ``allow_globals``."""
         full_name = f"{module}.{name}"
         if full_name in HARMLESS_GLOBALS:
             return True
         return self._allowed is not None and self._allowed.matches(full_name)
 
-    def allows_torch_object(self, module: str, name: str, obj: Any) -> bool:
-        """``torch.float32``, ``torch.FloatStorage``, ``torch.nn.modules.conv.Conv2d``..."""
-        if "." in name:
-            return False
-        if module == "torch":
-            return isinstance(obj, _TORCH_VALUE_TYPES) or (
-                isinstance(obj, type) and issubclass(obj, torch.storage._LegacyStorage)
-            )
-        return (
-            _NN_MODULES.matches(module)
-            and isinstance(obj, type)
-            and issubclass(obj, torch.nn.Module)
-        )
+    @staticmethod
+    def might_be_torch_value(module: str, name: str) -> bool:
+        """Named like a torch value or ``torch.nn`` class; :meth:`allows_torch_value` decides."""
+        return is_harmless(module, name)
 
     @staticmethod
-    def might_be_torch_object(module: str) -> bool:
-        return module == "torch" or _NN_MODULES.matches(module)
+    def allows_torch_value(obj: Any) -> bool:
+        """The resolved object really is a torch dtype, layout, storage class or nn.Module class."""
+        if isinstance(obj, _TORCH_VALUE_TYPES):
+            return True
+        return isinstance(obj, type) and issubclass(
+            obj, (torch.storage._LegacyStorage, torch.nn.Module)
+        )

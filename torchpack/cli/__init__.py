@@ -12,8 +12,16 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from ..errors import ArchiveError
+
 # command name -> (module under torchpack.cli, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "inspect": ("inspect", "show a package's files, modules, pickles and tensors (runs nothing)"),
+    "audit": ("audit", "list the globals pickles name and the code that runs on import"),
+    "verify": ("verify", "check every record against the package's integrity manifest"),
+    "why": ("why", "show the chain of imports that pulled a module into a package"),
+    "diff": ("diff", "list modules, resources and tensors added, removed or changed"),
+}
 
 
 def _build_parser(command: str | None) -> argparse.ArgumentParser:
@@ -36,4 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     command = next((arg for arg in arguments if not arg.startswith("-")), None)
     args = _build_parser(command if command in COMMANDS else None).parse_args(arguments)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except ArchiveError as err:
+        print(f"torchpack {command}: {err}", file=sys.stderr)
+        return 2

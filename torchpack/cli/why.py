@@ -1,0 +1,35 @@
+"""``torchpack why PKG MODULE``: the chain of imports that pulled a module into a package."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..archive_inspector import import_chain, import_graph, inspect_package
+from ..zip_index import ZipIndex
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("package", help="package archive (.pt)")
+    parser.add_argument("module", help="dotted module name, e.g. numpy.linalg")
+
+
+def run(args: argparse.Namespace) -> int:
+    index = ZipIndex(args.package)
+    contents = inspect_package(index)
+    module = args.module
+    if module in contents.interned_modules:
+        role = "interned"
+    elif module in contents.mocked_modules:
+        role = "mocked"
+    elif any(module == e or module.startswith(e + ".") for e in contents.extern_modules):
+        role = "extern"
+    else:
+        role = None
+    chain = import_chain(import_graph(index, contents), module)
+    if chain is None:
+        where = f"is {role} in the package" if role else "is not in the package"
+        print(f"{module} {where}, and no pickle or interned module imports it")
+        return 1
+    print(f"{module} is {role or 'imported but not provided by the package'}; pulled in by:")
+    print("  " + "\n  -> ".join(chain))
+    return 0
