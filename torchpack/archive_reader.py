@@ -225,9 +225,9 @@ def _open_zip(source: str | os.PathLike | IO[bytes]) -> tuple[str, torch._C.PyTo
 
 def _check_storage_size(archive: str, record: str, size: int | None, nbytes: int) -> None:
     if size is None:
-        raise ArchiveError(archive, "tensor storage record is missing", record)
+        raise MalformedArchiveError(archive, "tensor storage record is missing", record)
     if size < nbytes:
-        raise ArchiveError(
+        raise MalformedArchiveError(
             archive, f"storage holds {size} bytes but its tensor needs {nbytes}", record
         )
 

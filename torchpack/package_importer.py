@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from .analysis.glob_group import GlobPattern
+from .analysis.pickle_scanner import PickleScanError, find_globals
 from .archive_format import (
     EXTERN_MODULES_RECORD,
     IMPORTER_MODULE,
@@ -42,6 +43,8 @@ from .resources import PackageResourceReader
 from .safe_globals import GlobalPolicy
 from .storages import MapLocation, StorageLoader
 
+# Python's pickler cannot nest deeper than the recursion limit (1000 by default).
+_MAX_PICKLE_DEPTH = 1000
 # Loadable even when a package does not list them as extern: old packages may not.
 _ALWAYS_EXTERN = frozenset({"builtins"})
 
@@ -201,6 +204,12 @@ class PackageImporter(Importer):
         """Unpickle ``package/resource``, importing the code it needs from this package."""
         record = resource_record(package, resource)
         data = self._archive.read(record)
+        if self._global_policy is not None:
+            # Before anything in it runs: a truncated, corrupt or absurdly deep pickle is refused.
+            try:
+                find_globals(data, record, max_depth=_MAX_PICKLE_DEPTH)
+            except PickleScanError as err:
+                raise MalformedArchiveError(self.filename, str(err), record) from None
         storage_context = torch._C.DeserializationStorageContext()
         storages = StorageLoader(self._archive.read_storage, map_location, storage_context)
         reduced: dict[Any, Any] = {}

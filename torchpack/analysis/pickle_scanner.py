@@ -69,19 +69,24 @@ def _pop(stack: list[object]) -> object:
     return stack.pop()
 
 
-def find_globals(data: bytes, record: str = "<pickle>") -> list[tuple[str, str]]:
+def find_globals(
+    data: bytes, record: str = "<pickle>", max_depth: int | None = None
+) -> list[tuple[str, str]]:
     """Return the ``(module, qualname)`` pairs referenced by the pickle ``data``.
 
     Pairs are deduplicated, in order of first appearance.  ``record`` names the
     pickle in error messages.  Raises :class:`PickleScanError` if the data is
     truncated or corrupt, or if a global's name is computed rather than
-    literal.  Protocol < 3 pickles are reported as written, i.e. with the
-    Python 2 names that ``fix_imports`` substitutes (``__builtin__``).
+    literal, or if MARKs nest deeper than ``max_depth`` (Python's pickler, bound by the
+    recursion limit, never writes such nesting).  Protocol < 3 pickles are
+    reported as written, i.e. with the Python 2 names that ``fix_imports``
+    substitutes (``__builtin__``).
     """
     stream = io.BytesIO(data)
     stack: list[object] = []
     memo: dict[int, object] = {}
     found: dict[tuple[str, str], None] = {}
+    depth = 0  # MARKs on the stack: how deeply containers nest
     # Start of the opcode being decoded; genops reads an opcode's argument
     # before yielding it, so after each yield tell() is where the next starts.
     pos = 0
@@ -108,6 +113,7 @@ def find_globals(data: bytes, record: str = "<pickle>") -> list[tuple[str, str]]
                 found.setdefault((module, qualname), None)
                 if name == "INST":
                     _pop_mark(stack, 0)
+                    depth -= 1
                 stack.append(_OPAQUE)
             elif name == "STACK_GLOBAL":
                 qualname = _pop(stack)
@@ -140,7 +146,8 @@ def find_globals(data: bytes, record: str = "<pickle>") -> list[tuple[str, str]]
                 # The unpickler's POP discards a MARK when the stack above it is empty.
                 if not stack:
                     raise _Corrupt("stack underflow")
-                stack.pop()
+                if stack.pop() is _MARK:
+                    depth -= 1
             elif name in _EXT_OPS:
                 key = copyreg._inverted_registry.get(arg)
                 if key is None:
@@ -162,10 +169,18 @@ def find_globals(data: bytes, record: str = "<pickle>") -> list[tuple[str, str]]
                     at = before.index(pickletools.markobject)
                     below = before[:at]
                     _pop_mark(stack, sum(k is not pickletools.stackslice for k in before[at + 1 :]))
+                    depth -= 1
                 for _ in below:
                     _pop(stack)
                 for kind in opcode.stack_after:
                     stack.append(_MARK if kind is pickletools.markobject else _OPAQUE)
+                    if kind is pickletools.markobject:
+                        depth += 1
+                        if max_depth is not None and depth > max_depth:
+                            raise PickleScanError(
+                                f"pickle {record!r} nests deeper than {max_depth} levels at "
+                                f"byte {op_pos}; refusing it"
+                            )
         except _Corrupt as e:
             raise PickleScanError(
                 f"pickle {record!r} is truncated or corrupt at byte {op_pos} ({name}): {e}"
