@@ -50,6 +50,14 @@ class _RecordChecks:
             raise problems[0]
         self.manifest = manifest
 
+    def by_digest(self, record: str) -> bool:
+        """True if the manifest's sha256 covers ``record`` (then its CRC adds nothing)."""
+        return (
+            self.manifest is not None
+            and record in self.manifest.digests
+            and not self.manifest.crc_only(record)
+        )
+
     def check(self, archive: str, record: str, data: bytes | memoryview) -> None:
         if self.manifest is None or record == MANIFEST_RECORD:
             return
@@ -86,14 +94,18 @@ class ZipArchiveReader:
     def read(self, name: str) -> bytes:
         if not self.zip_reader.has_record(name):
             raise ArchiveError(self.name, "no such record", name)
-        if self.index is not None:
-            data = self.index.read(name)
-        else:
+        if self.index is None:
             try:
                 data = self.zip_reader.get_record(name)
             except RuntimeError as err:
                 raise ArchiveError(self.name, _first_line(err), name) from None
+            self._checks.check(self.name, name, data)
+            return data
+        data = self.index.read(name, crc=False)
+        # The digest first: a changed record is an IntegrityError; a CRC that disagrees with
+        # verified bytes is damage to the ZIP's own bookkeeping.
         self._checks.check(self.name, name, data)
+        check_crc(self.name, self.index.record(name), data)
         return data
 
     def read_storage(self, name: str, nbytes: int) -> torch.UntypedStorage:
@@ -109,16 +121,16 @@ class ZipArchiveReader:
         return storage
 
     def _check_storage(self, name: str, storage: torch.UntypedStorage, whole: bool) -> None:
-        manifest = self._checks.manifest
-        by_digest = manifest is not None and not manifest.crc_only(name)
-        by_crc = self.index is not None and (self._checks.storage_crcs or manifest is not None)
+        checks = self._checks
+        by_digest = checks.by_digest(name)
+        by_crc = self.index is not None and (checks.storage_crcs or checks.manifest is not None)
         if not (by_digest or by_crc):
             return
         if not whole and self.index is not None:
             # The tensor uses a prefix of the record; the digest and CRC cover all of it.
-            self._checks.check(self.name, name, self.index.read(name))
+            checks.check(self.name, name, self.index.read(name, crc=not by_digest))
         elif by_digest:
-            manifest.check(name, storage_buffer(storage))
+            checks.check(self.name, name, storage_buffer(storage))
         elif self.index is not None:
             check_crc(self.name, self.index.record(name), storage_buffer(storage))
 

@@ -236,13 +236,17 @@ class ZipIndex:
                 position += len(chunk)
                 yield chunk
 
-    def read(self, name: str) -> bytes:
-        """The record's bytes; raises :class:`MalformedArchiveError` on a CRC mismatch."""
+    def read(self, name: str, crc: bool = True) -> bytes:
+        """The record's bytes; raises :class:`MalformedArchiveError` on a CRC mismatch.
+
+        ``crc=False`` is for callers that check a stronger digest themselves.
+        """
         entry = self.record(name)
         data = b"".join(self.chunks(name))
         if entry.deflated:
             data = self._inflate(entry, data)
-        check_crc(self.name, entry, data)
+        if crc:
+            check_crc(self.name, entry, data)
         return data
 
     def _inflate(self, entry: ZipRecord, data: bytes) -> bytes:
@@ -252,6 +256,10 @@ class ZipIndex:
             content = inflater.decompress(data, entry.size + 1)
         except zlib.error as err:
             raise MalformedArchiveError(self.name, f"cannot inflate: {err}", entry.name) from None
+        if not inflater.eof:
+            raise MalformedArchiveError(
+                self.name, "the compressed stream does not end where it should", entry.name
+            )
         if len(content) != entry.size:
             raise MalformedArchiveError(
                 self.name,

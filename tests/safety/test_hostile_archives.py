@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from bad_archives import Case
+from bad_archives import Case, build_corpus
 
 from torchpack import PackageImporter
 
@@ -38,6 +38,11 @@ CASES = [
     "symlink_out",
 ]
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
+    return {case.name: case for case in build_corpus(tmp_path_factory.mktemp("corpus"))}
 
 
 def _exercise(case: Case) -> None:

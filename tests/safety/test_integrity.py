@@ -1,0 +1,177 @@
+"""The integrity manifest: written by every export, checked on load and by `torchpack verify`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+import torch.package
+from conftest import read_record, records_of
+
+from torchpack import PackageExporter, PackageImporter
+from torchpack.errors import IntegrityError, MalformedArchiveError
+
+REPO = Path(__file__).resolve().parents[2]
+TRAILER = {".data/version", "byteorder", ".data/serialization_id"}
+
+
+def _export(path: Path) -> Path:
+    with PackageExporter(path) as exporter:
+        exporter.save_text("res", "notes.txt", "hello")
+        exporter.save_pickle("res", "t.pkl", {"w": torch.arange(1000, dtype=torch.float32)})
+    return path
+
+
+def _data_offset(path: Path, record: str) -> int:
+    with zipfile.ZipFile(path) as archive:
+        (info,) = [i for i in archive.infolist() if i.filename.split("/", 1)[1] == record]
+        raw = path.read_bytes()
+        name_length, extra_length = int.from_bytes(
+            raw[info.header_offset + 26 : info.header_offset + 28], "little"
+        ), int.from_bytes(raw[info.header_offset + 28 : info.header_offset + 30], "little")
+        return info.header_offset + 30 + name_length + extra_length
+
+
+def _flip_byte(path: Path, record: str, at: int = 17) -> Path:
+    data = bytearray(path.read_bytes())
+    data[_data_offset(path, record) + at] ^= 0x01
+    flipped = path.with_name("flipped-" + path.name)
+    flipped.write_bytes(bytes(data))
+    return flipped
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "torchpack", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def test_manifest_lists_the_sha256_of_every_record(tmp_path):
+    archive = _export(tmp_path / "m.pt")
+    lines = read_record(archive, ".data/manifest.sha256").decode().splitlines()
+    listed = {line.split("  ", 1)[1]: line.split("  ", 1)[0] for line in lines}
+    assert set(listed) == records_of(archive) - TRAILER - {".data/manifest.sha256"}
+    assert list(listed) == sorted(listed)
+    for record, digest in listed.items():
+        assert hashlib.sha256(read_record(archive, record)).hexdigest() == digest
+
+
+def test_flipped_storage_byte_is_named_on_load_and_by_verify(tmp_path):
+    flipped = _flip_byte(_export(tmp_path / "m.pt"), ".data/0.storage")
+    for verify in (None, True):
+        importer = PackageImporter(flipped, verify=verify)
+        with pytest.raises(IntegrityError, match="changed after the package was written") as info:
+            importer.load_pickle("res", "t.pkl")
+        assert info.value.record == ".data/0.storage"
+    result = _cli("verify", str(flipped))
+    assert result.returncode == 1
+    assert "'.data/0.storage'" in result.stdout
+
+
+def test_verify_false_loads_the_changed_bytes(tmp_path):
+    # What torch.package does, and why the check matters: the flip goes unnoticed.
+    flipped = _flip_byte(_export(tmp_path / "m.pt"), ".data/0.storage")
+    loaded = PackageImporter(flipped, verify=False).load_pickle("res", "t.pkl")["w"]
+    assert not torch.equal(loaded, torch.arange(1000, dtype=torch.float32))
+    theirs = torch.package.PackageImporter(str(flipped)).load_pickle("res", "t.pkl")["w"]
+    assert torch.equal(theirs, loaded)
+
+
+def test_every_record_kind_is_checked(tmp_path):
+    archive = _export(tmp_path / "m.pt")
+    for record, load in [
+        ("res/notes.txt", lambda i: i.load_text("res", "notes.txt")),
+        ("res/t.pkl", lambda i: i.load_pickle("res", "t.pkl")),
+    ]:
+        with pytest.raises(IntegrityError) as info:
+            load(PackageImporter(_flip_byte(archive, record, at=3)))
+        assert info.value.record == record
+
+
+def test_record_added_after_export_is_refused(tmp_path):
+    archive = _export(tmp_path / "m.pt")
+    with zipfile.ZipFile(archive, "a") as extra:
+        extra.writestr("m/res/added.txt", "sneaked in")
+    with pytest.raises(IntegrityError, match="not in the manifest") as info:
+        PackageImporter(archive)
+    assert info.value.record == "res/added.txt"
+    assert PackageImporter(archive, verify=False).load_text("res", "added.txt") == "sneaked in"
+
+
+def test_unzipped_package_is_verified_too(tmp_path):
+    archive = _export(tmp_path / "m.pt")
+    with zipfile.ZipFile(archive) as unzip:
+        unzip.extractall(tmp_path / "unzipped")
+    root = tmp_path / "unzipped" / "m"
+    assert PackageImporter(root, verify=True).load_text("res", "notes.txt") == "hello"
+    (root / "res" / "notes.txt").write_text("HELLO")
+    with pytest.raises(IntegrityError) as info:
+        PackageImporter(root).load_text("res", "notes.txt")
+    assert info.value.record == "res/notes.txt"
+
+
+def test_torch_package_loads_archives_with_a_manifest(tmp_path):
+    archive = _export(tmp_path / "m.pt")
+    theirs = torch.package.PackageImporter(str(archive))
+    assert torch.equal(theirs.load_pickle("res", "t.pkl")["w"], torch.arange(1000.0))
+    assert theirs.load_text("res", "notes.txt") == "hello"
+
+
+def test_torch_package_archives_load_and_say_they_have_no_manifest(tmp_path):
+    path = tmp_path / "theirs.pt"
+    with torch.package.PackageExporter(str(path)) as exporter:
+        exporter.save_pickle("res", "t.pkl", {"w": torch.arange(10.0)})
+    assert torch.equal(PackageImporter(path).load_pickle("res", "t.pkl")["w"], torch.arange(10.0))
+    with pytest.raises(IntegrityError, match="has no integrity manifest"):
+        PackageImporter(path, verify=True)
+    result = _cli("verify", str(path))
+    assert result.returncode == 2
+    assert "has no integrity manifest" in result.stderr
+
+
+def test_without_a_manifest_crc_catches_a_flipped_storage_byte(tmp_path):
+    path = tmp_path / "theirs.pt"
+    with torch.package.PackageExporter(str(path)) as exporter:
+        exporter.save_pickle("res", "t.pkl", {"w": torch.arange(1000.0)})
+    flipped = _flip_byte(path, ".data/0.storage")
+    with pytest.raises(MalformedArchiveError, match="CRC mismatch") as info:
+        PackageImporter(flipped).load_pickle("res", "t.pkl")
+    assert info.value.record == ".data/0.storage"
+
+
+def test_torchscript_records_are_pinned_by_crc(tmp_path):
+    path = tmp_path / "scripted.pt"
+    scripted = torch.jit.script(torch.nn.Linear(3, 2))
+    with PackageExporter(path) as exporter:
+        exporter.save_pickle("res", "s.pkl", scripted)
+    manifest = read_record(path, ".data/manifest.sha256").decode()
+    assert "crc32  .data/ts_code/" in manifest
+    result = _cli("verify", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "TorchScript serializer match their CRC-32" in result.stdout
+    loaded = PackageImporter(path, verify=True).load_pickle("res", "s.pkl")
+    x = torch.randn(4, 3)
+    assert torch.equal(loaded(x), scripted(x))
+    code = next(r for r in records_of(path) if r.endswith("linear.py"))
+    for at in (0, 40):  # the deflate header, then the middle of the compressed code
+        result = _cli("verify", str(_flip_byte(path, code, at=at)))
+        assert result.returncode == 1
+        assert f"FAIL package {tmp_path / 'flipped-scripted.pt'}, record {code!r}" in result.stdout
+
+
+def test_verify_prints_the_manifest_digest(tmp_path):
+    archive = _export(tmp_path / "m.pt")
+    result = _cli("verify", str(archive))
+    assert result.returncode == 0
+    digest = hashlib.sha256(read_record(archive, ".data/manifest.sha256")).hexdigest()
+    assert f"manifest sha256 {digest}" in result.stdout
