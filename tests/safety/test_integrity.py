@@ -32,9 +32,10 @@ def _data_offset(path: Path, record: str) -> int:
     with zipfile.ZipFile(path) as archive:
         (info,) = [i for i in archive.infolist() if i.filename.split("/", 1)[1] == record]
         raw = path.read_bytes()
-        name_length, extra_length = int.from_bytes(
-            raw[info.header_offset + 26 : info.header_offset + 28], "little"
-        ), int.from_bytes(raw[info.header_offset + 28 : info.header_offset + 30], "little")
+        name_length, extra_length = (
+            int.from_bytes(raw[info.header_offset + 26 : info.header_offset + 28], "little"),
+            int.from_bytes(raw[info.header_offset + 28 : info.header_offset + 30], "little"),
+        )
         return info.header_offset + 30 + name_length + extra_length
 
 
