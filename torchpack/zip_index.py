@@ -82,7 +82,7 @@ class ZipIndex:
             with zipfile.ZipFile(file) as archive:
                 infos = archive.infolist()
                 directory_start = archive.start_dir  # type: ignore[attr-defined]
-        except (zipfile.BadZipFile, ValueError, EOFError, OSError, struct.error) as err:
+        except Exception as err:  # noqa: BLE001 - hostile bytes make zipfile raise anything
             raise MalformedArchiveError(
                 self.name,
                 f"not a readable package archive ({err}); was it written by torchpack or "
@@ -183,8 +183,10 @@ class ZipIndex:
         return folder, record
 
     def _data_offset(self, file: IO[bytes], info: zipfile.ZipInfo, record: str) -> int:
-        file.seek(info.header_offset)
-        header = file.read(_LOCAL_HEADER.size)
+        header = b""
+        if info.header_offset >= 0:
+            file.seek(info.header_offset)
+            header = file.read(_LOCAL_HEADER.size)
         if len(header) != _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
             raise MalformedArchiveError(
                 self.name, f"no local file header at offset {info.header_offset}", record
