@@ -6,6 +6,7 @@ and no partial file behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -34,7 +35,10 @@ class ArchiveWriter:
             # A private folder beside the target holds a file with the target's own name:
             # PyTorch names the archive's top folder after the file, so the bytes are exactly
             # those of a direct write, and the rename never crosses file systems.
-            self._staging_dir = tempfile.mkdtemp(prefix=f".{file_name}.", dir=folder or ".")
+            _remove_stale_staging(folder or ".", file_name)
+            self._staging_dir = tempfile.mkdtemp(
+                prefix=f"{_staging_prefix(file_name)}{os.getpid()}.", dir=folder or "."
+            )
             staging_file = os.path.join(self._staging_dir, file_name)
             self.zip_file = torch._C.PyTorchFileWriter(staging_file)
             self.name = self._target_path
@@ -116,7 +120,30 @@ class ArchiveWriter:
     def abort(self) -> None:
         """Drop everything written; the target is left as it was."""
         if hasattr(self, "zip_file"):
+            # Finish it explicitly, ignoring failure: PyTorch's writer otherwise finishes in its
+            # destructor, and an error there (a full disk) aborts the whole process.
+            with contextlib.suppress(RuntimeError):
+                self.zip_file.write_end_of_file()
             del self.zip_file
         if self._staging_dir is not None:
             shutil.rmtree(self._staging_dir, ignore_errors=True)
             self._staging_dir = None
+
+
+def _staging_prefix(file_name: str) -> str:
+    return f".{file_name}.staging."
+
+
+def _remove_stale_staging(folder: str, file_name: str) -> None:
+    """Remove staging folders of earlier exports to this target whose process was killed."""
+    prefix = _staging_prefix(file_name)
+    for entry in os.scandir(folder):
+        pid = entry.name[len(prefix) :].partition(".")[0]
+        if not (entry.name.startswith(prefix) and pid.isdigit() and entry.is_dir()):
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, owned by someone else
