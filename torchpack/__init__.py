@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from .analysis.glob_group import GlobGroup
 from .directory import Directory
-from .errors import ArchiveError, EmptyMatchError, PackagingError
+from .errors import (
+    ArchiveError,
+    EmptyMatchError,
+    IntegrityError,
+    MalformedArchiveError,
+    MissingModuleError,
+    PackagingError,
+    UnsafeGlobalError,
+)
 from .importer import Importer, ObjMismatchError, ObjNotFoundError, OrderedImporter, sys_importer
 from .mangling import is_from_package
 
@@ -32,12 +40,16 @@ __all__ = [
     "EmptyMatchError",
     "GlobGroup",
     "Importer",
+    "IntegrityError",
+    "MalformedArchiveError",
+    "MissingModuleError",
     "ObjMismatchError",
     "ObjNotFoundError",
     "OrderedImporter",
     "PackageExporter",
     "PackageImporter",
     "PackagingError",
+    "UnsafeGlobalError",
     "is_from_package",
     "sys_importer",
 ]
