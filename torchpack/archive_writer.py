@@ -90,8 +90,9 @@ class ArchiveWriter:
 
     def commit(self) -> None:
         """Write the manifest, finish the ZIP and put it in place of the target."""
-        written_by_pytorch = set(self.zip_file.get_all_written_records()) - self._written
-        for record in sorted(written_by_pytorch):
+        # Written straight into zip_file (public, as in torch.package): torchpack never saw them.
+        written_directly = set(self.zip_file.get_all_written_records()) - self._written
+        for record in sorted(written_directly):
             self._manifest.add_crc_only(record)
         manifest = self._manifest.text().encode()
         self._write_record(MANIFEST_RECORD, manifest, len(manifest))

@@ -6,9 +6,10 @@ line per record, sorted by name), so an unzipped package can also be checked wit
 
 The records PyTorch's writer adds when it closes the archive (``.data/version``, ``byteorder``,
 ``.data/serialization_id``) come after the manifest; they are checked by their content rules.
-Records that PyTorch's TorchScript serializer writes straight into the archive never pass
-through torchpack's hands: the manifest lists them as ``crc32  <record>``, pinning their names,
-and their bytes are checked against the CRC-32 PyTorch computed while writing them.
+Records written straight into ``exporter.zip_file`` (PyTorch's writer, public for
+torch.package compatibility) never pass through torchpack's hands: the manifest lists them as
+``crc32  <record>``, pinning their names, and their bytes are checked against the CRC-32
+PyTorch computed while writing them.
 
 The manifest detects damage and tampering with records. It cannot tell a package rewritten
 from scratch, manifest included, from a genuine one: pin :attr:`Manifest.digest` (printed by
@@ -79,7 +80,7 @@ class ManifestBuilder:
         self._digests[record] = hasher.hexdigest()
 
     def add_crc_only(self, record: str) -> None:
-        """List a record written by PyTorch's own serializer, whose bytes torchpack never saw."""
+        """List a record written straight into PyTorch's writer, whose bytes torchpack never saw."""
         self._digests[record] = CRC_ONLY
 
     def text(self) -> str:

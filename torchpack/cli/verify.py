@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"OK {index.name}: {len(manifest.digests) - crc_only} records match their sha256"
         + (
-            f", {crc_only} written by PyTorch's TorchScript serializer match their CRC-32"
+            f", {crc_only} written straight into exporter.zip_file match their CRC-32"
             if crc_only
             else ""
         )
