@@ -53,13 +53,17 @@ class ZipIndex:
         self._source: IO[bytes] | None = None
         if isinstance(source, (str, os.PathLike)):
             self.name = self._path = os.fspath(source)
+            if os.path.isdir(self._path):
+                raise ArchiveError(
+                    self.name, "is a folder; give the package archive (the .pt file) itself"
+                )
             if not os.path.isfile(self._path):
                 raise ArchiveError(self.name, "no such file")
         else:
             self.name = getattr(source, "name", "<binary>")
             self._source = source
         with self._opened() as file:
-            self.top_folder, self._records = self._index(file)
+            self._records = self._index(file)
         self.version = self._check_version()
 
     @contextlib.contextmanager
@@ -74,7 +78,7 @@ class ZipIndex:
 
     # -- structure ------------------------------------------------------------------------
 
-    def _index(self, file: IO[bytes]) -> tuple[str, dict[str, ZipRecord]]:
+    def _index(self, file: IO[bytes]) -> dict[str, ZipRecord]:
         file_size = file.seek(0, os.SEEK_END)
         if file_size == 0:
             raise MalformedArchiveError(self.name, "the file is empty")
@@ -133,7 +137,7 @@ class ZipIndex:
                 raise MalformedArchiveError(
                     self.name, f"record overlaps the bytes of record {first!r}", second
                 )
-        return top_folder, records
+        return records
 
     def _check_compression(self, info: zipfile.ZipInfo, record: str) -> bool:
         """Whether the record is deflated; refuses every other kind of compression."""
