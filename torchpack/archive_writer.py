@@ -22,9 +22,11 @@ from .storages import storage_buffer
 class ArchiveWriter:
     """Appends records to a new package archive at a path or in a writable binary file."""
 
-    def __init__(self, target: str | os.PathLike[str] | IO[bytes]) -> None:
+    def __init__(
+        self, target: str | os.PathLike[str] | IO[bytes], manifest: bool = True
+    ) -> None:
         self._written: set[str] = set()
-        self._manifest = ManifestBuilder()
+        self._manifest = ManifestBuilder() if manifest else None
         self._target_path: str | None = None
         self._staging_dir: str | None = None
         if isinstance(target, (str, os.PathLike)):
@@ -68,11 +70,15 @@ class ArchiveWriter:
         if isinstance(data, str):
             data = data.encode("utf-8")
         self._write_record(name, data, len(data))
-        self._manifest.add(name, data)
+        if self._manifest is not None:
+            self._manifest.add(name, data)
 
     def write_storage(self, name: str, storage: torch.UntypedStorage) -> None:
         """Stream a CPU storage's bytes straight from its memory into the archive."""
         self._claim(name)
+        if self._manifest is None:
+            self._write_record(name, storage, storage.nbytes())
+            return
         self._manifest.add_while(
             name,
             storage_buffer(storage),
@@ -90,12 +96,13 @@ class ArchiveWriter:
 
     def commit(self) -> None:
         """Write the manifest, finish the ZIP and put it in place of the target."""
-        # Written straight into zip_file (public, as in torch.package): torchpack never saw them.
-        written_directly = set(self.zip_file.get_all_written_records()) - self._written
-        for record in sorted(written_directly):
-            self._manifest.add_crc_only(record)
-        manifest = self._manifest.text().encode()
-        self._write_record(MANIFEST_RECORD, manifest, len(manifest))
+        if self._manifest is not None:
+            # Written straight into zip_file (public, as in torch.package): never seen here.
+            written_directly = set(self.zip_file.get_all_written_records()) - self._written
+            for record in sorted(written_directly):
+                self._manifest.add_crc_only(record)
+            manifest = self._manifest.text().encode()
+            self._write_record(MANIFEST_RECORD, manifest, len(manifest))
         try:
             self.zip_file.write_end_of_file()
         except RuntimeError as err:

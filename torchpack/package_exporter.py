@@ -54,6 +54,8 @@ class PackageExporter:
         importer: Importer | Sequence[Importer] = sys_importer,
         debug: bool = False,
         analysis_cache: ModuleAnalyzer | str | os.PathLike[str] | None = None,
+        *,
+        integrity_manifest: bool = True,
     ) -> None:
         """Start a package at ``f``: a path (written atomically at the end) or a binary file.
 
@@ -62,13 +64,15 @@ class PackageExporter:
         :class:`PackagingError` always shows the chain of imports behind each broken module.
         ``analysis_cache`` (an :class:`AnalysisCache`, its folder, or precomputed analyses)
         lets repeated exports reuse each module's import analysis instead of parsing it again.
+        ``integrity_manifest=False`` skips ``.data/manifest.sha256`` (one sha256 pass over the
+        tensors, overlapped with writing them when a core is free); loading then checks CRCs.
         """
         if isinstance(importer, Sequence):
             self.importer: Importer = OrderedImporter(*importer)
         else:
             self.importer = as_importer(importer)
         self.debug = debug
-        self._archive = ArchiveWriter(f)
+        self._archive = ArchiveWriter(f, manifest=integrity_manifest)
         self.zip_file = self._archive.zip_file
         self._script_records = ScriptRecords()
         # Used by torch.jit's ScriptModule.__reduce_package__.
