@@ -192,3 +192,13 @@ def test_verify_prints_the_manifest_digest(tmp_path):
     assert result.returncode == 0
     digest = hashlib.sha256(read_record(archive, ".data/manifest.sha256")).hexdigest()
     assert f"manifest sha256 {digest}" in result.stdout
+
+
+def test_integrity_manifest_can_be_left_out(tmp_path):
+    path = tmp_path / "plain.pt"
+    with PackageExporter(path, integrity_manifest=False) as exporter:
+        exporter.save_pickle("res", "t.pkl", {"w": torch.arange(10.0)})
+    assert ".data/manifest.sha256" not in records_of(path)
+    assert torch.equal(PackageImporter(path).load_pickle("res", "t.pkl")["w"], torch.arange(10.0))
+    with pytest.raises(IntegrityError, match="has no integrity manifest"):
+        PackageImporter(path, verify=True)
