@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
+
+from examples.models.recorded import model_with_example
 
 
 class BasicBlock(nn.Module):
@@ -62,3 +66,12 @@ def resnet18(num_classes: int = 1000, seed: int = 0) -> ResNet:
     """A ResNet-18 with deterministic random weights (no download: the machine is offline)."""
     torch.manual_seed(seed)
     return ResNet((2, 2, 2, 2), num_classes).eval()
+
+
+def build(data: dict[str, Path]) -> dict[str, object]:
+    """Entry of ``//examples/models:resnet_pkg``: the model with its checkpoint, and an example."""
+    model = ResNet().eval()
+    state = torch.load(data["examples/models/resnet18.ckpt"], weights_only=True)
+    model.load_state_dict(state)
+    torch.manual_seed(1)
+    return model_with_example(model, torch.randn(1, 3, 224, 224))

@@ -16,6 +16,7 @@ from ..errors import ArchiveError
 
 # command name -> (module under torchpack.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "build": ("build", "run an entry function and package the objects it returns"),
     "inspect": ("inspect", "show a package's files, modules, pickles and tensors (runs nothing)"),
     "audit": ("audit", "list the globals pickles name and the code that runs on import"),
     "verify": ("verify", "check every record against the package's integrity manifest"),

@@ -1,0 +1,1 @@
+"""A small causal transformer language model whose tokenizer reads its vocabulary resource."""

@@ -1,0 +1,26 @@
+"""Providers shared by torchpack's rules and aspect."""
+
+TorchpackPythonInfo = provider(
+    doc = "The host Python that runs torchpack's actions, with the fingerprints actions depend on.",
+    fields = {
+        "path": "Absolute path of the interpreter (its real sys.executable).",
+        "launcher": "File: a shell script that runs the interpreter with its arguments.",
+        "python_version": "File: implementation and version; an input of analysis actions.",
+        "fingerprint": "File: version plus every installed distribution; an input of links.",
+    },
+)
+
+ModuleAnalysisInfo = provider(
+    doc = "Per-module import analyses of a target's Python sources and of its transitive deps.",
+    fields = {
+        "analyses": "depset of JSON files, one per .py file (see torchpack.analysis.module_analysis).",
+    },
+)
+
+TorchPackageInfo = provider(
+    doc = "A torch package archive built by `torch_package`.",
+    fields = {
+        "archive": "File: the package archive.",
+        "entry": "The entry, `module:function`, that produced the archive's objects.",
+    },
+)

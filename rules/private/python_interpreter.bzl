@@ -1,0 +1,40 @@
+"""A target that hands the host interpreter and its fingerprints to torchpack's rules."""
+
+load(":providers.bzl", "TorchpackPythonInfo")
+
+def _torchpack_interpreter_impl(ctx):
+    return [TorchpackPythonInfo(
+        path = ctx.attr.path,
+        launcher = ctx.executable.launcher,
+        python_version = ctx.file.python_version,
+        fingerprint = ctx.file.fingerprint,
+    )]
+
+torchpack_interpreter = rule(
+    implementation = _torchpack_interpreter_impl,
+    doc = "The Python interpreter found by `torchpack_python` (generated; not for direct use).",
+    attrs = {
+        "path": attr.string(
+            mandatory = True,
+            doc = "Absolute path of the interpreter.",
+        ),
+        "launcher": attr.label(
+            allow_single_file = True,
+            executable = True,
+            cfg = "exec",
+            mandatory = True,
+            doc = "Shell script that runs the interpreter with its arguments.",
+        ),
+        "python_version": attr.label(
+            allow_single_file = True,
+            mandatory = True,
+            doc = "File with the interpreter's implementation and version.",
+        ),
+        "fingerprint": attr.label(
+            allow_single_file = True,
+            mandatory = True,
+            doc = "File with the version and every installed distribution.",
+        ),
+    },
+    provides = [TorchpackPythonInfo],
+)

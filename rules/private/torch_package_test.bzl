@@ -1,0 +1,44 @@
+"""`torch_package_test`: a py_test that sees the archive, but not the code packaged in it."""
+
+load("@rules_python//python:defs.bzl", "py_test")
+
+def torch_package_test(
+        name,
+        package,
+        srcs,
+        main = None,
+        deps = [],
+        data = [],
+        args = [],
+        size = "small",
+        **kwargs):
+    """A py_test that loads `package` through torchpack's `PackageImporter`.
+
+    The test's first argument is the archive's runfiles path; its runfiles hold the archive and
+    torchpack but not the model's source, so a package that is not self-contained fails.
+    `torchpack.bazel.package_test` has helpers to open the archive (checking that the packaged
+    modules cannot be imported from anywhere else) and to compare the model's output with the
+    one recorded at build time.
+
+    Args:
+      name: the test's name.
+      package: a `torch_package` target.
+      srcs: the test's Python sources.
+      main: the source that runs, if `srcs` has more than one.
+      deps: extra py_library deps of the test; never the packaged model's own library.
+      data: extra runfiles.
+      args: extra arguments, after the archive's path.
+      size: the test size; loading a model takes seconds, so "small".
+      **kwargs: passed to py_test (size, tags, timeout, ...).
+    """
+    py_test(
+        name = name,
+        srcs = srcs,
+        main = main or srcs[0],
+        args = ["$(rootpath {})".format(package)] + args,
+        data = [package] + data,
+        deps = [Label("//:torchpack")] + deps,
+        python_version = "PY3",
+        size = size,
+        **kwargs
+    )

@@ -1,0 +1,4 @@
+"""Binds the native PyInfo under another name: defs.bzl cannot write `PyInfo = PyInfo`."""
+
+BuiltinPyInfo = PyInfo
+BuiltinPyRuntimeInfo = PyRuntimeInfo

@@ -1,0 +1,167 @@
+"""``torchpack build``: run an entry function and package what it returns.
+
+The backend of the Bazel ``torch_package`` rule, usable on its own::
+
+    python -m torchpack build --entry examples.models.resnet:build \\
+        --intern 'examples.models.**' --extern 'torch.**' --data CKPT -o resnet.pt
+
+The entry contract: ``module:function`` is imported (from the current folder or ``PYTHONPATH``)
+and called with one argument, a mapping from data names to paths (``--data NAME=PATH``, or
+``--data PATH`` for NAME=PATH; Bazel passes each ``data`` file under its workspace-relative
+path). It returns either one object, saved as ``model/model.pkl``, or a mapping from
+``package/resource`` names (``model/model.pkl``, ``examples.models.tinylm/vocab.txt``) to what
+to save there: ``str`` is saved as text, ``bytes`` as binary, anything else is pickled.
+Patterns apply in the order given, whatever their kind; the first that matches a module
+decides, as with ``PackageExporter``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from torchpack.analysis.module_analysis import AnalysisCache, AnalysisIndex, ModuleAnalyzer
+
+DEFAULT_RESOURCE = "model/model.pkl"
+
+
+class _AppendPattern(argparse.Action):
+    """Keeps intern/extern/mock/deny patterns in one list, in command-line order."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        patterns = list(getattr(namespace, self.dest) or [])
+        patterns.append((self.const, values))
+        setattr(namespace, self.dest, patterns)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Bazel passes long argument lists in a params file: `torchpack build @args`.
+    parser.fromfile_prefix_chars = "@"
+    parser.add_argument("--entry", required=True, help="module:function returning the objects")
+    for kind in ("intern", "extern", "mock", "deny"):
+        parser.add_argument(
+            f"--{kind}",
+            dest="patterns",
+            action=_AppendPattern,
+            const=kind,
+            default=[],
+            metavar="GLOB",
+            help=f"{kind} the modules matching GLOB (repeatable)",
+        )
+    parser.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a file the entry reads, passed to it as data[NAME] (repeatable)",
+    )
+    parser.add_argument("-o", "--output", required=True, help="the archive to write")
+    parser.add_argument(
+        "--cache-dir", help="folder of cached per-module analyses, reused across builds"
+    )
+    parser.add_argument(
+        "--analysis",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="a precomputed module analysis (from the Bazel aspect; repeatable)",
+    )
+
+
+class BuildError(Exception):
+    """The build cannot start or its entry returned something unusable."""
+
+
+def load_entry(entry: str) -> Callable[[Mapping[str, Path]], Any]:
+    module_name, _, function_name = entry.partition(":")
+    if not module_name or not function_name:
+        raise BuildError(f"--entry must look like module:function, not {entry!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise BuildError(
+            f"cannot import the entry module {module_name!r}: {err}. Run from the folder that "
+            "holds it or put it on PYTHONPATH (with Bazel: list its py_library in deps)."
+        ) from err
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise BuildError(f"{module_name!r} has no function {function_name!r} (--entry {entry})")
+    return function
+
+
+def parse_data(specs: Sequence[str]) -> dict[str, Path]:
+    data: dict[str, Path] = {}
+    for spec in specs:
+        name, separator, path = spec.partition("=")
+        data[name] = Path(path if separator else name)
+    return data
+
+
+def objects_to_save(result: Any, entry: str) -> list[tuple[str, str, Any]]:
+    """``(package, resource, object)`` triples in a stable order."""
+    if not isinstance(result, Mapping):
+        result = {DEFAULT_RESOURCE: result}
+    triples = []
+    for key in sorted(result):
+        package, _, resource = str(key).partition("/")
+        if not package or not resource:
+            raise BuildError(
+                f"{entry} returned the key {key!r}; keys name where to save each object, "
+                f"as package/resource (e.g. {DEFAULT_RESOURCE!r})"
+            )
+        triples.append((package, resource, result[key]))
+    return triples
+
+
+def _analyzer(args: argparse.Namespace) -> ModuleAnalyzer | None:
+    cache = AnalysisCache(args.cache_dir) if args.cache_dir else None
+    if args.analysis:
+        return AnalysisIndex.from_files(args.analysis, fallback=cache)
+    return cache
+
+
+def build(args: argparse.Namespace) -> str:
+    """Write the archive; returns a one-line summary."""
+    from torchpack import PackageExporter
+
+    entry = load_entry(args.entry)
+    objects = objects_to_save(entry(parse_data(args.data)), args.entry)
+    analyzer = _analyzer(args)
+    with PackageExporter(args.output, analysis_cache=analyzer) as exporter:
+        for kind, pattern in args.patterns:
+            getattr(exporter, kind)(pattern)
+        for package, resource, obj in objects:
+            if isinstance(obj, str):
+                exporter.save_text(package, resource, obj)
+            elif isinstance(obj, bytes):
+                exporter.save_binary(package, resource, obj)
+            else:
+                exporter.save_pickle(package, resource, obj)
+    summary = f"wrote {args.output}: {len(exporter.interned_modules())} module(s) interned"
+    if isinstance(analyzer, AnalysisIndex):
+        missing = ", ".join(analyzer.misses) or "none"
+        summary += f"; {analyzer.hits} precomputed analyses used, analysed here: {missing}"
+    elif isinstance(analyzer, AnalysisCache):
+        summary += f"; analysis cache: {analyzer.hits} hit(s), {analyzer.misses} miss(es)"
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    from torchpack.errors import EmptyMatchError, PackagingError
+
+    try:
+        print(build(args), file=sys.stderr)
+    except (BuildError, PackagingError, EmptyMatchError) as err:
+        print(f"torchpack build: {err}", file=sys.stderr)
+        return 1
+    return 0
