@@ -9,6 +9,7 @@ import argparse
 
 import torch
 
+from examples.models.recorded import model_with_example
 from examples.models.resnet import resnet18
 from torchpack import PackageExporter
 
@@ -20,14 +21,13 @@ def main() -> None:
 
     model = resnet18()
     torch.manual_seed(1)
-    example_input = torch.randn(1, 3, 224, 224)
-    with torch.no_grad():
-        expected = model(example_input)
+    objects = model_with_example(model, torch.randn(1, 3, 224, 224))
 
     with PackageExporter(args.output) as exporter:
         exporter.intern("examples.models.**")
-        exporter.save_pickle("model", "model.pkl", model)
-        exporter.save_pickle("model", "example.pkl", {"input": example_input, "output": expected})
+        for key, obj in objects.items():
+            package, _, resource = key.partition("/")
+            exporter.save_pickle(package, resource, obj)
     print(f"wrote {args.output}: interned {', '.join(exporter.interned_modules())}")
 
 

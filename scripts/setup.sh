@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates .venv with torch 2.13.0 (CPU) and torchpack installed for development. Idempotent:
-# a second run only checks that everything is already there.
+# Creates .venv with torch 2.13.0 (CPU) and torchpack installed for development, and installs
+# Bazel and nginx (used by the Bazel tests) from Debian when missing. Idempotent: a second run
+# only checks that everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,3 +14,18 @@ if ! .venv/bin/python -c 'import torch, sys; sys.exit(torch.__version__.split("+
   .venv/bin/pip install --quiet --disable-pip-version-check torch==2.13.0
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+
+# Debian's bazel-bootstrap (Bazel 4.2.3) is the Bazel that installs offline; see README.
+missing=()
+command -v bazel >/dev/null 2>&1 || missing+=(bazel-bootstrap)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+  if [[ " ${missing[*]} " == *" nginx "* ]]; then
+    # The package starts a public server on port 80; the tests run their own on 127.0.0.1.
+    "${sudo[@]}" service nginx stop >/dev/null 2>&1 || true
+  fi
+fi

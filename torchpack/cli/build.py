@@ -137,6 +137,7 @@ def build(args: argparse.Namespace) -> str:
     entry = load_entry(args.entry)
     objects = objects_to_save(entry(parse_data(args.data)), args.entry)
     analyzer = _analyzer(args)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     with PackageExporter(args.output, analysis_cache=analyzer) as exporter:
         for kind, pattern in args.patterns:
             getattr(exporter, kind)(pattern)
