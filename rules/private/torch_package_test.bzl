@@ -14,8 +14,9 @@ def torch_package_test(
         **kwargs):
     """A py_test that loads `package` through torchpack's `PackageImporter`.
 
-    The test's first argument is the archive's runfiles path; its runfiles hold the archive and
-    torchpack but not the model's source, so a package that is not self-contained fails.
+    The test's first argument is the archive's runfiles path; its runfiles hold the archive,
+    torchpack and the interpreter's fingerprint but not the model's source, so a package that is
+    not self-contained fails.
     `torchpack.bazel.package_test` has helpers to open the archive (checking that the packaged
     modules cannot be imported from anywhere else) and to compare the model's output with the
     one recorded at build time.
@@ -36,7 +37,8 @@ def torch_package_test(
         srcs = srcs,
         main = main or srcs[0],
         args = ["$(rootpath {})".format(package)] + args,
-        data = [package] + data,
+        # The fingerprint: a cached result must not outlive a change of torch.
+        data = [package, Label("@torchpack_python//:fingerprint.txt")] + data,
         deps = [Label("//:torchpack")] + deps,
         python_version = "PY3",
         size = size,
