@@ -5,6 +5,7 @@ version: its result is shared by every `torch_package` that depends on the libra
 through a remote cache. Import patterns stay out of it so that every package can share it.
 """
 
+load(":python_interpreter.bzl", "interpreter_attr")
 load(":providers.bzl", "ModuleAnalysisInfo", "TorchpackPythonInfo")
 
 def module_name_of(file):
@@ -81,11 +82,7 @@ module_analysis_aspect = aspect(
             default = "//:analyzer",
             doc = "The torch-free sources of `python -m torchpack.bazel.analyze`.",
         ),
-        "_python": attr.label(
-            default = "@torchpack_python//:interpreter",
-            providers = [TorchpackPythonInfo],
-            doc = "The interpreter that runs the analyzer.",
-        ),
+        "_python": interpreter_attr("The interpreter that runs the analyzer."),
     },
     provides = [ModuleAnalysisInfo],
 )

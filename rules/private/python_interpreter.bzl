@@ -38,3 +38,11 @@ torchpack_interpreter = rule(
     },
     provides = [TorchpackPythonInfo],
 )
+
+def interpreter_attr(doc):
+    """The private `_python` attribute of torchpack's rules and aspect."""
+    return attr.label(
+        default = "@torchpack_python//:interpreter",
+        providers = [TorchpackPythonInfo],
+        doc = doc,
+    )

@@ -2,6 +2,7 @@
 
 load("@rules_python//python:defs.bzl", "PyInfo")
 load(":module_analysis_aspect.bzl", "import_root", "module_analysis_aspect")
+load(":python_interpreter.bzl", "interpreter_attr")
 load(":providers.bzl", "ModuleAnalysisInfo", "TorchPackageInfo", "TorchpackPythonInfo")
 
 # The order patterns reach the exporter in, where the first match decides: the narrow
@@ -97,11 +98,7 @@ fingerprint as an input, so the archive is byte-identical for the same inputs.""
             default = "//:torchpack",
             doc = "torchpack itself, which runs the entry and writes the archive.",
         ),
-        "_python": attr.label(
-            default = "@torchpack_python//:interpreter",
-            providers = [TorchpackPythonInfo],
-            doc = "The interpreter that runs the entry.",
-        ),
+        "_python": interpreter_attr("The interpreter that runs the entry."),
     },
     provides = [TorchPackageInfo],
 )

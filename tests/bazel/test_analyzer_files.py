@@ -30,8 +30,5 @@ def test_analyzer_filegroup_lists_every_module_the_analyzer_imports():
         check=True,
         env={"PYTHONPATH": str(REPO_ROOT)},
     )
-    imported = sorted(
-        str(Path(path).relative_to(REPO_ROOT))
-        for path in result.stdout.split()
-    )
+    imported = sorted(str(Path(path).relative_to(REPO_ROOT)) for path in result.stdout.split())
     assert declared == imported

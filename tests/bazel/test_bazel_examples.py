@@ -82,24 +82,25 @@ def test_remote_cache_serves_every_analysis_and_link(first, bazel_checkouts, htt
     assert third.package_hashes() == first.package_hashes()
 
 
+def rebuild_after_editing(checkout, source: str, target: str):
+    """Edit ``source`` (of py_library ``target``), rebuild; check only its analysis reran."""
+    path = checkout.root / source
+    path.write_text(path.read_text() + "\n# an edit\n")
+    rebuilt = checkout.build(EXAMPLES)
+    assert rebuilt.executed(ANALYZE) == [analysis_of(source, target)]
+    return rebuilt
+
+
 def test_editing_a_model_reruns_its_analysis_and_its_link_only(second):
-    source = second.root / "examples/models/classifier.py"
-    source.write_text(source.read_text() + "\n# an edit\n")
-    rebuilt = second.build(EXAMPLES)
-    assert rebuilt.executed(ANALYZE) == [
-        analysis_of("examples/models/classifier.py", "examples/models:classifier")
-    ]
+    rebuilt = rebuild_after_editing(
+        second, "examples/models/classifier.py", "examples/models:classifier"
+    )
     assert rebuilt.executed(LINK) == archives("classifier_pkg")
     assert len(rebuilt.spawns) == 2
 
 
 def test_editing_a_shared_module_relinks_every_package_that_uses_it(second):
-    source = second.root / "examples/models/recorded.py"
-    source.write_text(source.read_text() + "\n# an edit\n")
-    rebuilt = second.build(EXAMPLES)
-    assert rebuilt.executed(ANALYZE) == [
-        analysis_of("examples/models/recorded.py", "examples/models:models")
-    ]
+    rebuilt = rebuild_after_editing(second, "examples/models/recorded.py", "examples/models:models")
     assert rebuilt.executed(LINK) == archives(*PACKAGES)
     # The checkpoint's build step imports the library too, so it reruns (same weights).
     others = {s.mnemonic for s in rebuilt.spawns} - {ANALYZE, LINK}
