@@ -55,6 +55,8 @@ def test_one_analysis_action_per_source_file(second):
         analysis_of("examples/models/recorded.py", "examples/models:models")
     ]
     assert second.built.executed(LINK) == archives(*PACKAGES)
+    # Every link resolved its modules from those analyses, parsing no source itself.
+    assert second.built.stderr.count("analysed here: none") == len(PACKAGES), second.built.stderr
     # The analyses ran in the persistent worker.
     assert {s.runner for s in second.built.spawns if s.mnemonic == ANALYZE} == {"worker"}
 
