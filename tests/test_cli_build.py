@@ -157,3 +157,26 @@ def test_packaging_errors_name_the_module(shop, tmp_path):
     assert result.returncode == 1
     assert "shop.helpers" in result.stderr and "denied" in result.stderr
     assert not out.exists()
+
+
+def test_builds_run_under_a_fixed_hash_seed(shop, tmp_path):
+    """Set order inside the entry (and in torch.jit) must not change the archive."""
+    (shop / "seeded.py").write_text(
+        "def build(data):\n"
+        "    return {'notes/order.txt': ','.join(set('abcdefghijklmnop'))}\n"
+    )
+    archives = []
+    for seed in ("random", "1", "0"):
+        out = tmp_path / seed / "order.pt"
+        env_seed = dict(os.environ, PYTHONHASHSEED=seed)
+        result = subprocess.run(
+            [sys.executable, "-m", "torchpack", "build", "--entry", "seeded:build", "-o", str(out)],
+            cwd=shop,
+            env=dict(env_seed, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(shop)])),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        archives.append(out.read_bytes())
+    assert archives[0] == archives[1] == archives[2]

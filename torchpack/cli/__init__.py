@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     command = next((arg for arg in arguments if not arg.startswith("-")), None)
     args = _build_parser(command if command in COMMANDS else None).parse_args(arguments)
+    args.command_line = arguments
     try:
         return args.run(args)
     except ArchiveError as err:

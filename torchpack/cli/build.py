@@ -12,13 +12,16 @@ path). It returns either one object, saved as ``model/model.pkl``, or a mapping 
 ``package/resource`` names (``model/model.pkl``, ``examples.models.tinylm/vocab.txt``) to what
 to save there: ``str`` is saved as text, ``bytes`` as binary, anything else is pickled.
 Patterns apply in the order given, whatever their kind; the first that matches a module
-decides, as with ``PackageExporter``.
+decides, as with ``PackageExporter``. The build runs with ``PYTHONHASHSEED=0`` (it restarts
+itself under it if need be), so set iteration order cannot change the archive.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -160,6 +163,11 @@ def build(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from torchpack.errors import EmptyMatchError, PackagingError
 
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        # Whatever iterates a set while building (torch.jit orders a module's constants that
+        # way) must see the same order every time: build under a fixed hash seed.
+        command = [sys.executable, "-m", "torchpack", *args.command_line]
+        return subprocess.call(command, env=dict(os.environ, PYTHONHASHSEED="0"))
     try:
         print(build(args), file=sys.stderr)
     except (BuildError, PackagingError, EmptyMatchError) as err:
