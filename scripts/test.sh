@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check torchpack tests examples
+.venv/bin/ruff check torchpack tests examples bench
 .venv/bin/python -m pytest "$@"

@@ -96,15 +96,18 @@ def read_text_record(archive: Path, record: str) -> str:
 
 @pytest.fixture
 def parse_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the modules whose source the import scanner parses during the test."""
-    from torchpack.analysis import import_scanner
+    """The names of the modules whose source is scanned for imports during the test.
+
+    Counted where analyses are made, whether the scanner reads compiled code or parses.
+    """
+    from torchpack.analysis import module_analysis
 
     calls: list[str] = []
-    real_parse = import_scanner._parse
+    real_find_imports = module_analysis.find_imports
 
-    def counting_parse(text: str, module_name: str, filename: str) -> object:
+    def counting_find_imports(source: bytes, module_name: str, *args, **kwargs) -> object:
         calls.append(module_name)
-        return real_parse(text, module_name, filename)
+        return real_find_imports(source, module_name, *args, **kwargs)
 
-    monkeypatch.setattr(import_scanner, "_parse", counting_parse)
+    monkeypatch.setattr(module_analysis, "find_imports", counting_find_imports)
     return calls

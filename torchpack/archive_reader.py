@@ -8,6 +8,8 @@ checking is on, else against the ZIP's CRC.
 from __future__ import annotations
 
 import os
+import weakref
+from collections.abc import Callable
 from typing import IO, Union
 
 import torch
@@ -68,9 +70,30 @@ class _RecordChecks:
 
 
 class ZipArchiveReader:
-    """Records of a ZIP archive, read with PyTorch's reader (which TorchScript needs too)."""
+    """Records of a ZIP archive, read with PyTorch's reader (which TorchScript needs too).
 
-    def __init__(self, source: ArchiveSource, verify: bool | None = None) -> None:
+    With ``mmap=True`` tensor storages are not read: each load maps the archive file
+    (copy-on-write) and each storage is a view of its 64-byte-aligned record, so pages are
+    read from disk only when a tensor touches them. Their digests and CRCs are checked only
+    with ``verify=True``, which reads every byte.
+    """
+
+    def __init__(
+        self, source: ArchiveSource, verify: bool | None = None, mmap: bool = False
+    ) -> None:
+        self._mapped_fd: int | None = None
+        self._verify_mapped = verify is True
+        if mmap:
+            if not isinstance(source, (str, os.PathLike)):
+                raise ArchiveError(
+                    getattr(source, "name", "<binary>"),
+                    "mmap=True needs the package as a file path, not a file object or reader; "
+                    "pass the path, or load without mmap",
+                )
+            # Held open so that every load maps the file the record offsets were read from,
+            # even after the path has been given to a new file.
+            self._mapped_fd = _open_for_mapping(source)
+            weakref.finalize(self, os.close, self._mapped_fd)
         # A reader PyTorch already opened cannot be validated: its file is out of reach.
         self.index: ZipIndex | None = None
         if isinstance(source, torch._C.PyTorchFileReader):
@@ -81,6 +104,8 @@ class ZipArchiveReader:
             if not isinstance(source, (str, os.PathLike)):
                 source.seek(0)
             self.name, self.zip_reader = _open_zip(source)
+        if self._mapped_fd is not None and not _same_file(self._mapped_fd, self.name):
+            raise ArchiveError(self.name, "file was replaced while it was being opened; retry")
         self._records = self.index.records() if self.index else self.zip_reader.get_all_records()
         self._checks = _RecordChecks()
         self._checks.setup(self, verify)
@@ -109,16 +134,38 @@ class ZipArchiveReader:
         return data
 
     def read_storage(self, name: str, nbytes: int) -> torch.UntypedStorage:
-        has_record = self.zip_reader.has_record(name)
-        size = self.zip_reader.get_record_size(name) if has_record else None
-        _check_storage_size(self.name, name, size, nbytes)
+        whole = self._check_storage_size(name, nbytes)
         try:
             tensor = self.zip_reader.get_storage_from_record(name, nbytes, torch.uint8)
         except RuntimeError as err:
             raise ArchiveError(self.name, _first_line(err), name) from None
         storage = tensor.untyped_storage()
-        self._check_storage(name, storage, size == nbytes)
+        self._check_storage(name, storage, whole)
         return storage
+
+    def storage_reader(self) -> Callable[[str, int], torch.UntypedStorage]:
+        """How one load gets its storages: read, or with ``mmap`` views of a mapping of its
+        own, so that tensors of separate loads never share memory (as when read)."""
+        if self._mapped_fd is None:
+            return self.read_storage
+        mapped = _map_file(self.name, self._mapped_fd)
+
+        def mapped_storage(name: str, nbytes: int) -> torch.UntypedStorage:
+            whole = self._check_storage_size(name, nbytes)
+            offset = self.zip_reader.get_record_offset(name)
+            storage = mapped[offset : offset + nbytes]
+            if self._verify_mapped:
+                self._check_storage(name, storage, whole)
+            return storage
+
+        return mapped_storage
+
+    def _check_storage_size(self, name: str, nbytes: int) -> bool:
+        """Raise if ``name`` cannot hold ``nbytes``; whether the tensor uses all of it."""
+        has_record = self.zip_reader.has_record(name)
+        size = self.zip_reader.get_record_size(name) if has_record else None
+        _check_storage_size(self.name, name, size, nbytes)
+        return size == nbytes
 
     def _check_storage(self, name: str, storage: torch.UntypedStorage, whole: bool) -> None:
         checks = self._checks
@@ -136,7 +183,10 @@ class ZipArchiveReader:
 
 
 class DirectoryArchiveReader:
-    """Records of an unzipped package: the folder that holds ``.data/``."""
+    """Records of an unzipped package: the folder that holds ``.data/``.
+
+    Storages are always memory-mapped from their own files (copy-on-write).
+    """
 
     def __init__(self, folder: str | os.PathLike, verify: bool | None = None) -> None:
         self.name = os.fspath(folder)
@@ -206,14 +256,25 @@ class DirectoryArchiveReader:
             )
         return storage
 
+    def storage_reader(self) -> Callable[[str, int], torch.UntypedStorage]:
+        """Every call maps the storage's file anew: separate loads never share memory."""
+        return self.read_storage
+
 
 ArchiveReader = ZipArchiveReader | DirectoryArchiveReader
 
 
-def open_archive(source: ArchiveSource, verify: bool | None = None) -> ArchiveReader:
+def open_archive(
+    source: ArchiveSource, verify: bool | None = None, mmap: bool = False
+) -> ArchiveReader:
+    """A reader for a package file, file object or unzipped folder.
+
+    ``mmap`` maps a ZIP archive's storages instead of reading them; an unzipped folder's
+    storages are mapped file by file either way.
+    """
     if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
         return DirectoryArchiveReader(source, verify)
-    return ZipArchiveReader(source, verify)
+    return ZipArchiveReader(source, verify, mmap=mmap)
 
 
 def _open_zip(source: str | os.PathLike | IO[bytes]) -> tuple[str, torch._C.PyTorchFileReader]:
@@ -233,6 +294,37 @@ def _open_zip(source: str | os.PathLike | IO[bytes]) -> tuple[str, torch._C.PyTo
             f"not a readable package archive ({_first_line(err)}); "
             "was it written by torchpack or torch.package, and copied completely?",
         ) from None
+
+
+def _open_for_mapping(path: str | os.PathLike) -> int:
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise ArchiveError(os.fspath(path), "no such file") from None
+
+
+def _same_file(fd: int, path: str) -> bool:
+    held, named = os.fstat(fd), os.stat(path)
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
+
+def _map_file(name: str, fd: int) -> torch.UntypedStorage:
+    """The whole file, mapped copy-on-write: writes to its tensors never reach the file.
+
+    Replacing the file afterwards (a new file renamed over it, as every torchpack export
+    does, or delete and recreate) is safe: the mapping keeps the old contents. Truncating
+    it in place while tensors are in use is not (SIGBUS, as with ``torch.load(mmap=True)``).
+    """
+    size = os.fstat(fd).st_size
+    if size == 0:
+        raise ArchiveError(name, "empty file; not a package archive")
+    # The held descriptor, not the path: the path may name another file by now.
+    path = f"/proc/self/fd/{fd}"
+    if not os.path.exists(path):
+        if not _same_file(fd, name):
+            raise ArchiveError(name, "file was replaced since it was opened; open it again")
+        path = name
+    return torch.UntypedStorage.from_file(path, False, size)
 
 
 def _check_storage_size(archive: str, record: str, size: int | None, nbytes: int) -> None:

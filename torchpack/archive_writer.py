@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import zlib
 from typing import IO
 
 import torch
@@ -17,6 +18,7 @@ import torch
 from .archive_format import FORMAT_VERSION, MANIFEST_RECORD
 from .manifest import ManifestBuilder
 from .storages import storage_buffer
+from .zip_checksums import crc32_while, fill_in_crcs
 
 
 class ArchiveWriter:
@@ -27,6 +29,8 @@ class ArchiveWriter:
     ) -> None:
         self._written: set[str] = set()
         self._manifest = ManifestBuilder() if manifest else None
+        # CRC-32 of each record written to a path, filled into the archive by commit().
+        self._crcs: dict[str, int] = {}
         self._target_path: str | None = None
         self._staging_dir: str | None = None
         if isinstance(target, (str, os.PathLike)):
@@ -42,7 +46,8 @@ class ArchiveWriter:
                 prefix=f"{_staging_prefix(file_name)}{os.getpid()}.", dir=folder or "."
             )
             staging_file = os.path.join(self._staging_dir, file_name)
-            self.zip_file = torch._C.PyTorchFileWriter(staging_file)
+            # Checksums are ours to compute (zip_checksums): PyTorch's are slower than the disk.
+            self.zip_file = torch._C.PyTorchFileWriter(staging_file, compute_crc32=False)
             self.name = self._target_path
         else:
             self.zip_file = torch._C.PyTorchFileWriter(target)
@@ -70,20 +75,28 @@ class ArchiveWriter:
         if isinstance(data, str):
             data = data.encode("utf-8")
         self._write_record(name, data, len(data))
+        if self._target_path is not None:
+            self._crcs[name] = zlib.crc32(data)
         if self._manifest is not None:
             self._manifest.add(name, data)
 
     def write_storage(self, name: str, storage: torch.UntypedStorage) -> None:
         """Stream a CPU storage's bytes straight from its memory into the archive."""
         self._claim(name)
-        if self._manifest is None:
+        buffer = storage_buffer(storage)
+
+        def write() -> None:
             self._write_record(name, storage, storage.nbytes())
-            return
-        self._manifest.add_while(
-            name,
-            storage_buffer(storage),
-            lambda: self._write_record(name, storage, storage.nbytes()),
-        )
+
+        def write_and_checksum() -> None:
+            self._crcs[name] = crc32_while(buffer, write)
+
+        # PyTorch's writer checksums file objects itself.
+        step = write if self._target_path is None else write_and_checksum
+        if self._manifest is None:
+            step()
+        else:
+            self._manifest.add_while(name, buffer, step)
 
     def _write_record(self, name: str, data: bytes | torch.UntypedStorage, size: int) -> None:
         try:
@@ -118,6 +131,7 @@ class ArchiveWriter:
         assert self._staging_dir is not None
         staging_file = os.path.join(self._staging_dir, os.path.basename(self._target_path))
         try:
+            fill_in_crcs(staging_file, self._crcs)
             # No fsync: the rename already protects against interrupted and killed exports;
             # durability across power loss is the caller's choice and costs seconds per GiB.
             os.replace(staging_file, self._target_path)

@@ -1,13 +1,17 @@
 """Finding a module's source code, from the running Python or from a loaded package.
 
-For the running Python the module is located with :func:`importlib.util.find_spec` and its
-file read from disk: a module that is only referenced (externed, mocked, or checked for
-existence) is not imported, though finding it runs its parent packages' ``__init__``.
+For the running Python the module is located as :func:`importlib.util.find_spec` would, and
+its file read from disk: a module that is only referenced (externed, mocked, or checked for
+existence) is not imported. Neither are its parents when their code cannot change where
+their submodules are found (it mentions neither ``__path__`` nor ``sys.modules``): a
+package's submodules are looked up in its folders directly, and a plain module has none.
+Other parents are imported, as ``find_spec`` does.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import importlib.machinery
 import importlib.util
 import sys
@@ -55,12 +59,53 @@ def _spec_of(name: str) -> importlib.machinery.ModuleSpec | None:
     module = sys.modules.get(name)
     if module is not None:
         return getattr(module, "__spec__", None)
+    parent = name.rpartition(".")[0]
+    if parent and parent not in sys.modules:
+        parent_spec = _spec_of(parent)
+        if parent_spec is None:
+            return None
+        if _submodules_stay_in_folders(parent_spec):
+            folders = parent_spec.submodule_search_locations
+            # A plain module has no submodules unless its code installs some (os.path).
+            return None if folders is None else _find_in(name, folders)
     try:
         return importlib.util.find_spec(name)
     except Exception:
         # find_spec runs the parent packages' __init__; whatever they raise, the module
         # cannot be found this way.
         return None
+
+
+# Words in a module's code that may put submodules where its folders do not say.
+_PATH_CHANGERS = (b"__path__", b"sys.modules", b"extend_path", b"declare_namespace")
+
+
+@functools.cache
+def _may_move_submodules(source_file: str) -> bool:
+    try:
+        with open(source_file, "rb") as f:
+            source = f.read()
+    except OSError:
+        return True
+    return any(word in source for word in _PATH_CHANGERS)
+
+
+def _submodules_stay_in_folders(spec: importlib.machinery.ModuleSpec) -> bool:
+    """Whether ``spec``'s submodules are only those in its folders (none for a plain module),
+    so that they can be found without running its code."""
+    return isinstance(spec.loader, importlib.machinery.SourceFileLoader) and not (
+        _may_move_submodules(spec.loader.path)
+    )
+
+
+def _find_in(name: str, folders: list[str]) -> importlib.machinery.ModuleSpec | None:
+    """What importing ``name`` would find, its parent being a package over ``folders``."""
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        spec = find_spec(name, folders, None) if find_spec is not None else None
+        if spec is not None:
+            return spec
+    return None
 
 
 class ModuleLocator:

@@ -82,6 +82,10 @@ class PackageImporter(Importer):
       containers, and ``allow_globals`` (``"module.name"`` patterns); anything else raises
       :class:`~torchpack.errors.UnsafeGlobalError`. Off by default, as in torch.package.
       The package's interned modules still run when imported: ``torchpack audit`` lists them.
+    - ``mmap=True``: tensor storages are mapped from the archive file (copy-on-write) instead
+      of read, so loading touches only the pages tensors use; their digests and CRCs are not
+      checked, since that would read every byte. Needs a path to a ZIP archive; an unzipped
+      folder's storages are mapped file by file either way.
     """
 
     modules: dict[str, Any]
@@ -94,8 +98,9 @@ class PackageImporter(Importer):
         safe: bool = False,
         allow_globals: GlobPattern = (),
         verify: bool | None = None,
+        mmap: bool = False,
     ) -> None:
-        self._archive = open_archive(file_or_buffer, verify)
+        self._archive = open_archive(file_or_buffer, verify, mmap=mmap)
         self._global_policy = GlobalPolicy(allow_globals) if safe else None
         self.filename = self._archive.name
         self.zip_reader = (
@@ -211,7 +216,7 @@ class PackageImporter(Importer):
             except PickleScanError as err:
                 raise MalformedArchiveError(self.filename, str(err), record) from None
         storage_context = torch._C.DeserializationStorageContext()
-        storages = StorageLoader(self._archive.read_storage, map_location, storage_context)
+        storages = StorageLoader(self._archive.storage_reader(), map_location, storage_context)
         reduced: dict[Any, Any] = {}
 
         def persistent_load(saved_id: Any) -> Any:

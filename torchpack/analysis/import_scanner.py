@@ -11,8 +11,16 @@ import ast
 import io
 import tokenize
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+from .bytecode_imports import (
+    ImportStatement,
+    UnrecognizedCode,
+    calls_may_import,
+    import_statements,
+    module_code,
+)
 
 __all__ = ["ImportAnalysisError", "ImportRef", "ImportScan", "find_imports"]
 
@@ -122,6 +130,11 @@ def _bind(call: ast.Call, params: tuple[str, ...]) -> dict[str, ast.expr]:
     return bound
 
 
+def _from_refs(module: str, names: Iterable[str]) -> list[ImportRef]:
+    """``from module import names``: each name may be a submodule; ``*`` is the module."""
+    return [ImportRef(module, None if name == "*" else name) for name in names]
+
+
 class _Scanner:
     def __init__(self, module_name: str, package: str, filename: str) -> None:
         self.module_name = module_name
@@ -130,13 +143,13 @@ class _Scanner:
         # (line, column, message), sorted into source order at the end.
         self.warnings: list[tuple[int, int, str]] = []
 
-    def error(self, reason: str, node: ast.AST) -> ImportAnalysisError:
+    def error(self, reason: str, node: ast.AST | None) -> ImportAnalysisError:
         return ImportAnalysisError(
             reason, self.module_name, self.filename, getattr(node, "lineno", None)
         )
 
     def resolve(
-        self, name: str, level: int, package: str, node: ast.AST, what: Callable[[], str]
+        self, name: str, level: int, package: str, node: ast.AST | None, what: Callable[[], str]
     ) -> str:
         """Absolute name of ``name`` imported ``level`` packages up from ``package``."""
         if level == 0:
@@ -169,7 +182,18 @@ class _Scanner:
             module = self.resolve(
                 module, node.level, self.package, node, lambda: repr(ast.unparse(node))
             )
-        return [ImportRef(module, None if a.name == "*" else a.name) for a in node.names]
+        return _from_refs(module, [a.name for a in node.names])
+
+    def statement_refs(self, statement: ImportStatement) -> list[ImportRef]:
+        """What a compiled import statement imports (raises for a relative one gone too far)."""
+        if statement.fromlist is None:
+            return [ImportRef(statement.name, None)]
+
+        def what() -> str:
+            return f"from {'.' * statement.level}{statement.name} import ..."
+
+        module = self.resolve(statement.name, statement.level, self.package, None, what)
+        return _from_refs(module, statement.fromlist)
 
     def dunder_import(self, call: ast.Call) -> list[ImportRef]:
         try:
@@ -269,7 +293,12 @@ class _Scanner:
 
 
 def find_imports(
-    source: str | bytes, module_name: str, is_package: bool, filename: str = "<unknown>"
+    source: str | bytes,
+    module_name: str,
+    is_package: bool,
+    filename: str = "<unknown>",
+    *,
+    source_file: str | None = None,
 ) -> ImportScan:
     """Statically find what ``source`` (module ``module_name``) imports.
 
@@ -278,12 +307,59 @@ def find_imports(
     undecodable or syntactically invalid source and for relative imports that
     escape the top-level package.  Non-literal ``__import__`` /
     ``import_module`` calls produce warnings instead of references.
+
+    ``source_file`` is the file ``source`` was read from (``filename`` if not given, which
+    may be just a name for messages): Python's cached bytecode for it is read instead of
+    compiling, when it is valid for ``source``.
     """
-    text = _decode(source, module_name, filename)
-    tree = _parse(text, module_name, filename)
     package = module_name if is_package else module_name.rpartition(".")[0]
     scanner = _Scanner(module_name, package, filename)
+    found = _compiled_imports(source, source_file or filename, scanner)
+    if found is None:
+        text = _decode(source, module_name, filename)
+        found = _tree_imports(_parse(text, module_name, filename), text, scanner)
+    found.sort(key=lambda item: item[:3])
+    imports = dict.fromkeys(ref for *_, refs in found for ref in refs)
+    scanner.warnings.sort(key=lambda item: item[:2])
+    return ImportScan(imports=tuple(imports), warnings=tuple(w for *_, w in scanner.warnings))
 
+
+# (line, column, discovery index, refs) of each import, sorted into source order at the end.
+_Found = list[tuple[int, int, int, list[ImportRef]]]
+
+
+def _compiled_imports(source: str | bytes, source_file: str, scanner: _Scanner) -> _Found | None:
+    """The imports of a module that makes no import calls, read from its compiled code.
+
+    None where the syntax tree must decide: the module may import by calling, does not
+    compile (the tree walk reports why), or its code has a shape we do not recognise.
+    """
+    data = source.encode("utf-8") if isinstance(source, str) else bytes(source)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # as in _parse
+            code = module_code(data, source_file)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    if calls_may_import(code):
+        return None
+    found: _Found = []
+    try:
+        for statement in import_statements(code):
+            found.append(
+                (
+                    statement.lineno,
+                    statement.col_offset,
+                    len(found),
+                    scanner.statement_refs(statement),
+                )
+            )
+    except (UnrecognizedCode, ImportAnalysisError):
+        return None
+    return found
+
+
+def _tree_imports(tree: ast.Module, text: str, scanner: _Scanner) -> _Found:
     # Import statements can only sit in statement lists, so unless the source
     # can contain a call we care about, expressions need not be visited at
     # all.  Non-ASCII source takes the full walk because identifiers are
@@ -299,9 +375,7 @@ def find_imports(
             return tuple(f for f in names if f != "ctx")
         return tuple(f for f in names if f in _STATEMENT_LIST_FIELDS)
 
-    # (line, column, discovery index, refs): sorted afterwards so the result is
-    # in source order regardless of the traversal order.
-    found: list[tuple[int, int, int, list[ImportRef]]] = []
+    found: _Found = []
     Import, ImportFrom, Call = ast.Import, ast.ImportFrom, ast.Call
     skip = _LEAF_TYPES | _NON_NODE_TYPES
     # An explicit stack, not recursion: generated files such as
@@ -352,7 +426,4 @@ def find_imports(
             refs = scanner.import_module(node)
             if refs:
                 found.append((node.lineno, node.col_offset, len(found), refs))
-    found.sort(key=lambda item: item[:3])
-    imports = dict.fromkeys(ref for *_, refs in found for ref in refs)
-    scanner.warnings.sort(key=lambda item: item[:2])
-    return ImportScan(imports=tuple(imports), warnings=tuple(w for *_, w in scanner.warnings))
+    return found

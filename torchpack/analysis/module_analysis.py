@@ -31,7 +31,7 @@ __all__ = [
 
 # Part of every cache key: bump it whenever the import scanner's results change, so that no
 # cache serves analyses made by an older scanner.
-ANALYZER_VERSION = "1"
+ANALYZER_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,11 @@ def analyze_module(
     """
     try:
         scan = find_imports(
-            source, module_name, is_package, filename=source_path_of(module_name, is_package)
+            source,
+            module_name,
+            is_package,
+            filename=source_path_of(module_name, is_package),
+            source_file=filename,
         )
     except ImportAnalysisError as err:
         raise ImportAnalysisError(err.reason, module_name, filename, err.lineno) from err

@@ -1,0 +1,156 @@
+"""One measurement in a fresh process: ``python -m bench.child '<json job>'``.
+
+Prints one JSON line with the measured values. The parent (``bench.runner``) starts a new
+process for every measurement, so no run inherits another's imports, caches or heap.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from .memory import MiB, peak_mib, reset_peak, resident_mib
+
+CHUNK = 64 * MiB
+
+
+def _settle_disk(path: str) -> None:
+    """Start a timed write to ``path`` from the same state whoever writes.
+
+    The previous run's file goes first: replacing it (torchpack renames a new file over it)
+    and truncating it (torch.package and the raw write reuse it) cost differently, and its
+    freed pages make the write itself cheaper. Then earlier runs' dirty pages are flushed,
+    so that no write is throttled by another's backlog.
+    """
+    if os.path.exists(path):
+        os.unlink(path)
+    os.sync()
+
+
+def raw_write(path: str, nbytes: int) -> dict[str, Any]:
+    """Sequential write of ``nbytes`` from memory to a new file: the disk's export limit."""
+    data = bytearray(os.urandom(MiB)) * max(1, nbytes // MiB)
+    view = memoryview(data)
+    _settle_disk(path)
+    start = time.perf_counter()
+    with open(path, "wb") as f:
+        for offset in range(0, len(view), CHUNK):
+            f.write(view[offset : offset + CHUNK])
+    return {"seconds": time.perf_counter() - start, "bytes": len(data)}
+
+
+def raw_read(path: str) -> dict[str, Any]:
+    """Sequential read of a whole file into fresh memory: the disk's eager-load limit."""
+    size = os.path.getsize(path)
+    data = bytearray(size)
+    view = memoryview(data)
+    start = time.perf_counter()
+    with open(path, "rb", buffering=0) as f:
+        offset = 0
+        while offset < size:
+            offset += f.readinto(view[offset : offset + CHUNK])
+    return {"seconds": time.perf_counter() - start, "bytes": size}
+
+
+def _exporter(impl: str) -> Any:
+    if impl == "torchpack":
+        from torchpack import PackageExporter
+    else:
+        from torch.package import PackageExporter
+    return PackageExporter
+
+
+def _importer(impl: str) -> Any:
+    if impl == "torchpack":
+        from torchpack import PackageImporter
+    else:
+        from torch.package import PackageImporter
+    return PackageImporter
+
+
+def export(impl: str, path: str, width: int) -> dict[str, Any]:
+    from .model import make_model, model_bytes
+
+    model = make_model(width)
+    exporter_class = _exporter(impl)
+    before = resident_mib()
+    _settle_disk(path)
+    peak_reset = reset_peak()
+    start = time.perf_counter()
+    with exporter_class(path) as exporter:
+        exporter.intern("bench.**")
+        exporter.save_pickle("model", "model.pkl", model)
+    seconds = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "bytes": os.path.getsize(path),
+        "model_mib": model_bytes(model) / MiB,
+        # Peak resident memory during the export above what the process held before it,
+        # model included: what exporting costs on top of having the model.
+        "peak_above_model_mib": peak_mib() - before if peak_reset else None,
+    }
+
+
+def load(impl: str, path: str, width: int, mmap: bool) -> dict[str, Any]:
+    import torch
+
+    importer_class = _importer(impl)
+    start = time.perf_counter()
+    importer = importer_class(path, mmap=True) if mmap else importer_class(path)
+    model = importer.load_pickle("model", "model.pkl")
+    loaded = time.perf_counter()
+    with torch.no_grad():
+        output = model(torch.ones(1, width))
+    first_forward = time.perf_counter()
+    assert torch.isfinite(output).all(), "the loaded model computes garbage"
+    return {
+        "load_seconds": loaded - start,
+        "first_forward_seconds": first_forward - start,
+        "resident_mib": resident_mib(),
+        # Mapped archive pages are file-backed: shared with the page cache, not a copy.
+        "resident_anon_mib": resident_mib("Anon"),
+        "resident_file_mib": resident_mib("File"),
+    }
+
+
+def resolve(impl: str, modules: list[str], exclude: list[str], cache: str | None) -> dict[str, Any]:
+    """Export nothing but ``modules`` interned with all they import, everything else mocked."""
+    import importlib
+
+    import torch  # noqa: F401  both exporters need it; its import is not what we measure
+
+    for module in modules:
+        importlib.import_module(module)
+    exporter_class = _exporter(impl)
+    options = {"analysis_cache": cache} if cache else {}
+    start = time.perf_counter()
+    with exporter_class(io.BytesIO(), **options) as exporter:
+        exporter.intern([f"{module}.**" for module in modules], exclude=exclude)
+        exporter.mock("**")
+        for module in modules:
+            exporter.add_dependency(module)
+    return {"seconds": time.perf_counter() - start, "modules": len(exporter.interned_modules())}
+
+
+def main() -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")  # torch.package's deprecation warnings are not results
+    job = json.loads(sys.argv[1])
+    kind = job.pop("kind")
+    result = {
+        "raw_write": raw_write,
+        "raw_read": raw_read,
+        "export": export,
+        "load": load,
+        "resolve": resolve,
+    }[kind](**job)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
