@@ -55,6 +55,17 @@ def export_case(work: Path, width: int, rounds: int) -> CaseResult:
             TORCHPACK,
             {"kind": "export", "impl": TORCHPACK, "path": str(work / "ours.pt"), "width": width},
         ),
+        # The integrity manifest's sha256 pass, which torch.package does not make, left out.
+        Arm(
+            f"{TORCHPACK} without manifest",
+            {
+                "kind": "export",
+                "impl": TORCHPACK,
+                "path": str(work / "ours-no-manifest.pt"),
+                "width": width,
+                "manifest": False,
+            },
+        ),
     ]
     raw_job = {"kind": "raw_write", "path": str(work / "raw.bin"), "nbytes": weight_bytes(width)}
     return alternate([*arms, Arm("raw", raw_job)], rounds)

@@ -72,7 +72,7 @@ def _importer(impl: str) -> Any:
     return PackageImporter
 
 
-def export(impl: str, path: str, width: int) -> dict[str, Any]:
+def export(impl: str, path: str, width: int, manifest: bool = True) -> dict[str, Any]:
     from .model import make_model, model_bytes
 
     model = make_model(width)
@@ -81,7 +81,8 @@ def export(impl: str, path: str, width: int) -> dict[str, Any]:
     _settle_disk(path)
     peak_reset = reset_peak()
     start = time.perf_counter()
-    with exporter_class(path) as exporter:
+    options = {} if manifest else {"integrity_manifest": False}
+    with exporter_class(path, **options) as exporter:
         exporter.intern("bench.**")
         exporter.save_pickle("model", "model.pkl", model)
     seconds = time.perf_counter() - start

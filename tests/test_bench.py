@@ -39,7 +39,12 @@ def test_bench_runs_and_writes_results_and_chart(tmp_path):
 
     results = json.loads((out / "results.json").read_text())
     export, load, resolve = (results["cases"][name] for name in ("export", "load", "resolve"))
-    assert set(export["runs"]) == {"torch.package", "torchpack", "raw"}
+    assert set(export["runs"]) == {
+        "torch.package",
+        "torchpack",
+        "torchpack without manifest",
+        "raw",
+    }
     assert set(load["runs"]) == {"torch.package", "torchpack", "torchpack mmap", "raw"}
     assert set(resolve["runs"]) == {"torch.package", "torchpack", "torchpack warm cache"}
     for case in (export, load, resolve):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import zipfile
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import torch.package
 from torch import nn
 
 from torchpack import PackageExporter, PackageImporter
-from torchpack.errors import ArchiveError
+from torchpack.archive_reader import ZipArchiveReader
+from torchpack.errors import ArchiveError, IntegrityError
 
 DTYPES = [
     torch.float32,
@@ -166,14 +168,39 @@ def test_separate_loads_do_not_share_memory(tmp_path):
     assert torch.equal(second, torch.zeros(100))
 
 
-def test_loads_after_the_path_was_given_a_new_file(tmp_path):
-    # Record offsets come from the file the importer opened; a later load must map that one.
+def test_storages_mapped_after_the_path_was_given_a_new_file(tmp_path):
+    # Record offsets come from the file the reader opened; a later mapping must be of that one.
     path = tmp_path / "model.pt"
     original = torch.randn(1000)
     export(path, original)
-    importer = PackageImporter(path, mmap=True)
+    reader = ZipArchiveReader(path, mmap=True)
     with PackageExporter(path) as exporter:
         exporter.save_text("padding", "shift.txt", "x" * 5000)
         exporter.save_pickle("data", "obj.pkl", torch.full((1000,), 9.0))
 
-    assert torch.equal(importer.load_pickle("data", "obj.pkl"), original)
+    storage = reader.storage_reader()(".data/0.storage", original.nbytes)
+    loaded = torch.empty(0, dtype=torch.uint8).set_(storage).view(torch.float32)
+    assert torch.equal(loaded, original)
+
+
+def flip_a_storage_byte(path: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(".data/0.storage"))
+    with open(path, "r+b") as f:
+        f.seek(info.header_offset + 26)
+        name_length, extra_length = struct.unpack("<HH", f.read(4))
+        f.seek(info.header_offset + 30 + name_length + extra_length + 10)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_storages_are_checked_only_with_verify_true(tmp_path):
+    path = tmp_path / "model.pt"
+    export(path, torch.zeros(1000))
+    flip_a_storage_byte(path)
+
+    unchecked = PackageImporter(path, mmap=True).load_pickle("data", "obj.pkl")
+    assert not torch.equal(unchecked, torch.zeros(1000))
+    with pytest.raises(IntegrityError, match=r"\.data/0\.storage"):
+        PackageImporter(path, mmap=True, verify=True).load_pickle("data", "obj.pkl")

@@ -19,7 +19,7 @@ SMALL = torch.arange(10).untyped_storage()
 
 
 def write_with_torchpack(path: Path, records: list[tuple[str, bytes | torch.UntypedStorage]]):
-    writer = ArchiveWriter(path)
+    writer = ArchiveWriter(path, manifest=False)  # PyTorch writes no manifest
     for name, data in records:
         if isinstance(data, torch.UntypedStorage):
             writer.write_storage(name, data)
