@@ -78,6 +78,10 @@ def load_case(work: Path, width: int, rounds: int) -> CaseResult:
     arms = [
         Arm(TORCH_PACKAGE, {**job, "impl": TORCH_PACKAGE, "mmap": False}),
         Arm(TORCHPACK, {**job, "impl": TORCHPACK, "mmap": False}),
+        # Without checking the storages against the manifest, as torch.package never does.
+        Arm(
+            f"{TORCHPACK} verify=False", {**job, "impl": TORCHPACK, "mmap": False, "verify": False}
+        ),
         Arm(f"{TORCHPACK} mmap", {**job, "impl": TORCHPACK, "mmap": True}),
         Arm("raw", {"kind": "raw_read", "path": archive}),
     ]

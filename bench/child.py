@@ -96,12 +96,15 @@ def export(impl: str, path: str, width: int, manifest: bool = True) -> dict[str,
     }
 
 
-def load(impl: str, path: str, width: int, mmap: bool) -> dict[str, Any]:
+def load(impl: str, path: str, width: int, mmap: bool, verify: bool = True) -> dict[str, Any]:
     import torch
 
     importer_class = _importer(impl)
+    options = {"mmap": True} if mmap else {}
+    if not verify:
+        options["verify"] = False
     start = time.perf_counter()
-    importer = importer_class(path, mmap=True) if mmap else importer_class(path)
+    importer = importer_class(path, **options)
     model = importer.load_pickle("model", "model.pkl")
     loaded = time.perf_counter()
     with torch.no_grad():

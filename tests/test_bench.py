@@ -45,7 +45,13 @@ def test_bench_runs_and_writes_results_and_chart(tmp_path):
         "torchpack without manifest",
         "raw",
     }
-    assert set(load["runs"]) == {"torch.package", "torchpack", "torchpack mmap", "raw"}
+    assert set(load["runs"]) == {
+        "torch.package",
+        "torchpack",
+        "torchpack verify=False",
+        "torchpack mmap",
+        "raw",
+    }
     assert set(resolve["runs"]) == {"torch.package", "torchpack", "torchpack warm cache"}
     for case in (export, load, resolve):
         assert all(len(runs) == 2 for runs in case["runs"].values())
