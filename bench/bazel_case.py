@@ -56,7 +56,9 @@ def _copy_tracked_files(destination: Path) -> None:
     listed = subprocess.run(
         ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True
     ).stdout
-    for name in filter(None, listed.decode().split("\0")):
+    # Plus the Bazel settings scripts/setup.sh writes for this machine (.bazelrc imports them).
+    local_settings = [p.name for p in REPO_ROOT.glob("*.bazelrc")]
+    for name in [*filter(None, listed.decode().split("\0")), *local_settings]:
         source = REPO_ROOT / name
         if source.is_file():
             target = destination / name
