@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+import weakref
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -68,13 +69,13 @@ class ZipIndex:
 
     @contextlib.contextmanager
     def _opened(self) -> Iterator[IO[bytes]]:
-        # A path is opened for each read, so that no file handle outlives its use.
-        if self._source is not None:
-            yield self._source
-            return
-        assert self._path is not None
-        with open(self._path, "rb") as file:
-            yield file
+        if self._source is None:
+            assert self._path is not None
+            # Held for the index's life, as PyTorch's reader holds its own: records must come
+            # from the file that was indexed, even after the path names a new file.
+            self._source = open(self._path, "rb")
+            weakref.finalize(self, self._source.close)
+        yield self._source
 
     # -- structure ------------------------------------------------------------------------
 
