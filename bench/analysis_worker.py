@@ -1,6 +1,6 @@
 """Is Python start-up the bulk of a per-file analysis action? One-shot processes vs the worker.
 
-Usage: ``python benchmarks/analysis_worker.py [--repeat N]``.
+Usage: ``python bench/analysis_worker.py [--repeat N]``.
 
 Runs ``python -S -m torchpack.bazel.analyze`` the way Bazel does, over every ``.py`` file of
 torchpack and the examples: once as one process per file (what a plain action costs), once as
