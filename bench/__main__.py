@@ -106,21 +106,28 @@ def resolve_case(work: Path, modules: list[str], rounds: int) -> CaseResult:
 
 def targets_of(cases: dict[str, CaseResult]) -> list[Target]:
     export, load, resolve = cases["export"], cases["load"], cases["resolve"]
-    ours_export = export.median(TORCHPACK, "seconds")
     theirs_first = load.median(TORCH_PACKAGE, "first_forward_seconds")
-    targets = [
-        Target(
-            "export time, torchpack / torch.package",
-            ratio(ours_export, export.median(TORCH_PACKAGE, "seconds")),
-            1.0,
-            "x",
-        ),
-        Target(
-            "export time, torchpack / raw write",
-            ratio(ours_export, export.median("raw", "seconds")),
-            1.25,
-            "x",
-        ),
+    # Each time target is judged as shipped (with the integrity manifest, verifying loads)
+    # and doing the same work as torch.package (no sha256 pass).
+    targets = []
+    for variant in (TORCHPACK, f"{TORCHPACK} without manifest"):
+        ours_export = export.median(variant, "seconds")
+        targets += [
+            Target(
+                f"export time, {variant} / torch.package",
+                ratio(ours_export, export.median(TORCH_PACKAGE, "seconds")),
+                1.0,
+                "x",
+            ),
+            Target(
+                f"export time, {variant} / raw write",
+                ratio(ours_export, export.median("raw", "seconds")),
+                1.25,
+                "x",
+            ),
+        ]
+    theirs_load = load.median(TORCH_PACKAGE, "load_seconds")
+    targets += [
         Target(
             "export peak memory above the model, torchpack",
             export.median(TORCHPACK, "peak_above_model_mib"),
@@ -129,9 +136,13 @@ def targets_of(cases: dict[str, CaseResult]) -> list[Target]:
         ),
         Target(
             "eager load time, torchpack / torch.package",
-            ratio(
-                load.median(TORCHPACK, "load_seconds"), load.median(TORCH_PACKAGE, "load_seconds")
-            ),
+            ratio(load.median(TORCHPACK, "load_seconds"), theirs_load),
+            1.0,
+            "x",
+        ),
+        Target(
+            "eager load time, torchpack verify=False / torch.package",
+            ratio(load.median(f"{TORCHPACK} verify=False", "load_seconds"), theirs_load),
             1.0,
             "x",
         ),

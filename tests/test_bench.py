@@ -61,7 +61,8 @@ def test_bench_runs_and_writes_results_and_chart(tmp_path):
     assert resolve["medians"]["torchpack"]["modules"] >= 1
 
     statuses = {target["name"]: target["status"] for target in results["targets"]}
-    assert len(statuses) == 7
+    # Export and eager load are judged as shipped and without the sha256 pass.
+    assert len(statuses) == 10
     assert set(statuses.values()) <= {"met", "MISSED"}
     for name, status in statuses.items():
         assert f"{name}: " in result.stdout and status in result.stdout
