@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 from collections.abc import Callable, Iterable
 
 from .archive_format import (
@@ -30,14 +29,12 @@ from .archive_format import (
     VERSION_RECORD,
     WRITER_TRAILER_RECORDS,
 )
+from .beside_write import Buffer, compute_beside_write
 from .errors import ArchiveError, IntegrityError, MalformedArchiveError
 from .zip_index import ZipIndex
 
-Buffer = bytes | bytearray | memoryview
 CRC_ONLY = "crc32"
 _LINE = re.compile(r"([0-9a-f]{64}|crc32)  (.+)")
-# Below this, a worker thread costs more than the hashing it would overlap with writing.
-_THREAD_THRESHOLD = 1 << 20
 
 
 def sha256_hex(data: Buffer) -> str:
@@ -54,30 +51,8 @@ class ManifestBuilder:
         self._digests[record] = sha256_hex(data)
 
     def add_while(self, record: str, data: Buffer, write: Callable[[], None]) -> None:
-        """Hash ``data`` as ``record`` while ``write()`` runs, then wait for the digest.
-
-        hashlib releases the GIL for big buffers, so hashing a storage overlaps with writing it.
-        """
-        if memoryview(data).nbytes < _THREAD_THRESHOLD:
-            write()
-            self.add(record, data)
-            return
-        hasher = hashlib.sha256()
-        started = threading.Event()
-
-        def hash_data() -> None:
-            started.set()
-            hasher.update(data)
-
-        worker = threading.Thread(target=hash_data, name=f"sha256 {record}")
-        worker.start()
-        # Wait until the worker runs: a write that keeps the GIL would otherwise delay its start.
-        started.wait()
-        try:
-            write()
-        finally:
-            worker.join()
-        self._digests[record] = hasher.hexdigest()
+        """Hash ``data`` as ``record`` while ``write()`` runs, then wait for the digest."""
+        self._digests[record] = compute_beside_write(data, sha256_hex, write)
 
     def add_crc_only(self, record: str) -> None:
         """List a record written straight into PyTorch's writer, whose bytes torchpack never saw."""

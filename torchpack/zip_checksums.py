@@ -13,17 +13,14 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-import threading
 import zlib
 from collections.abc import Callable
 
+from .beside_write import Buffer, compute_beside_write
 from .errors import ArchiveError
 
 SERIALIZATION_ID_RECORD = ".data/serialization_id"
 
-Buffer = bytes | bytearray | memoryview
-# Below this a thread costs more than the checksum it would overlap with the write.
-_THREAD_THRESHOLD = 1 << 20
 
 _END_OF_CENTRAL_DIRECTORY = b"PK\x05\x06"
 _ZIP64_END_LOCATOR = b"PK\x06\x07"
@@ -37,25 +34,7 @@ _HAS_DATA_DESCRIPTOR = 0x0008
 
 def crc32_while(data: Buffer, write: Callable[[], None]) -> int:
     """The CRC-32 of ``data``, computed while ``write()`` runs (zlib releases the GIL)."""
-    if memoryview(data).nbytes < _THREAD_THRESHOLD:
-        write()
-        return zlib.crc32(data)
-    result: list[int] = []
-    started = threading.Event()
-
-    def checksum() -> None:
-        started.set()
-        result.append(zlib.crc32(data))
-
-    worker = threading.Thread(target=checksum, name="crc32")
-    worker.start()
-    # A write that holds the GIL would otherwise keep the worker from starting.
-    started.wait()
-    try:
-        write()
-    finally:
-        worker.join()
-    return result[0]
+    return compute_beside_write(data, zlib.crc32, write)
 
 
 def fill_in_crcs(path: str, known: dict[str, int]) -> None:
