@@ -7,9 +7,11 @@ checking is on, else against the ZIP's CRC.
 
 from __future__ import annotations
 
+import functools
 import os
 import weakref
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Union
 
 import torch
@@ -21,6 +23,38 @@ from .storages import storage_buffer
 from .zip_index import ZipIndex, check_crc, check_format_version
 
 ArchiveSource = Union[str, os.PathLike, IO[bytes], "torch._C.PyTorchFileReader"]
+
+
+class BackgroundChecks:
+    """The storage checks of one load, each run in a second thread while the load goes on.
+
+    hashlib and zlib release the GIL, so checking one storage overlaps with reading the next
+    and with unpickling; the load returns only once every check has passed.
+    """
+
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
+
+    def run(self, check: Callable[[], None]) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="torchpack-check")
+        self._pending.append(self._executor.submit(check))
+
+    def finish(self) -> None:
+        """Wait for every check; raise the first that failed, in the order they were run."""
+        pending, self._pending = self._pending, []
+        try:
+            for future in pending:
+                future.result()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop without reporting (the load failed anyway); idempotent."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
 
 class _RecordChecks:
@@ -133,21 +167,30 @@ class ZipArchiveReader:
         check_crc(self.name, self.index.record(name), data)
         return data
 
-    def read_storage(self, name: str, nbytes: int) -> torch.UntypedStorage:
+    def read_storage(
+        self, name: str, nbytes: int, background: BackgroundChecks | None = None
+    ) -> torch.UntypedStorage:
+        """The storage's bytes, checked now or, given ``background``, while the load goes on."""
         whole = self._check_storage_size(name, nbytes)
         try:
             tensor = self.zip_reader.get_storage_from_record(name, nbytes, torch.uint8)
         except RuntimeError as err:
             raise ArchiveError(self.name, _first_line(err), name) from None
         storage = tensor.untyped_storage()
-        self._check_storage(name, storage, whole)
+        if background is not None and whole:
+            background.run(lambda: self._check_storage(name, storage, whole))
+        else:
+            # A partly used record is read again from the file: not from a second thread.
+            self._check_storage(name, storage, whole)
         return storage
 
-    def storage_reader(self) -> Callable[[str, int], torch.UntypedStorage]:
+    def storage_reader(
+        self, background: BackgroundChecks | None = None
+    ) -> Callable[[str, int], torch.UntypedStorage]:
         """How one load gets its storages: read, or with ``mmap`` views of a mapping of its
         own, so that tensors of separate loads never share memory (as when read)."""
         if self._mapped_fd is None:
-            return self.read_storage
+            return functools.partial(self.read_storage, background=background)
         mapped = _map_file(self.name, self._mapped_fd)
 
         def mapped_storage(name: str, nbytes: int) -> torch.UntypedStorage:
@@ -256,8 +299,13 @@ class DirectoryArchiveReader:
             )
         return storage
 
-    def storage_reader(self) -> Callable[[str, int], torch.UntypedStorage]:
-        """Every call maps the storage's file anew: separate loads never share memory."""
+    def storage_reader(
+        self, background: BackgroundChecks | None = None
+    ) -> Callable[[str, int], torch.UntypedStorage]:
+        """Every call maps the storage's file anew: separate loads never share memory.
+
+        Checks run at once: a mapped file is read by the check itself, in any thread.
+        """
         return self.read_storage
 
 

@@ -34,7 +34,7 @@ from .archive_format import (
     module_for_record,
     resource_record,
 )
-from .archive_reader import ArchiveSource, ZipArchiveReader, open_archive
+from .archive_reader import ArchiveSource, BackgroundChecks, ZipArchiveReader, open_archive
 from .directory import Directory, directory_from_paths
 from .errors import ArchiveError, MalformedArchiveError, MissingModuleError, UnsafeGlobalError
 from .importer import Importer, _lookup_qualname
@@ -216,7 +216,10 @@ class PackageImporter(Importer):
             except PickleScanError as err:
                 raise MalformedArchiveError(self.filename, str(err), record) from None
         storage_context = torch._C.DeserializationStorageContext()
-        storages = StorageLoader(self._archive.storage_reader(), map_location, storage_context)
+        checks = BackgroundChecks()
+        storages = StorageLoader(
+            self._archive.storage_reader(checks), map_location, storage_context
+        )
         reduced: dict[Any, Any] = {}
 
         def persistent_load(saved_id: Any) -> Any:
@@ -245,11 +248,13 @@ class PackageImporter(Importer):
                 # attributes, which warns; the storages are torch's to retire, not the user's.
                 warnings.filterwarnings("ignore", "TypedStorage is deprecated", UserWarning)
                 result = unpickler.load()
+            checks.finish()
         except (pickle.UnpicklingError, EOFError, struct.error, RecursionError) as err:
             raise MalformedArchiveError(
                 self.filename, f"the pickle is truncated or corrupt: {err}", record
             ) from err
         finally:
+            checks.close()
             self.storage_context = None
             self.last_map_location = None
         torch._utils._validate_loaded_sparse_tensors()

@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -203,3 +204,21 @@ def test_integrity_manifest_can_be_left_out(tmp_path):
     assert torch.equal(PackageImporter(path).load_pickle("res", "t.pkl")["w"], torch.arange(10.0))
     with pytest.raises(IntegrityError, match="has no integrity manifest"):
         PackageImporter(path, verify=True)
+
+
+@pytest.mark.parametrize("verify", [None, True])
+def test_storages_checked_beside_the_load_still_stop_it(tmp_path, verify):
+    """Storage checks run in a second thread while the load goes on; a bad one still fails it."""
+    path = tmp_path / "layers.pt"
+    layers = [torch.full((300_000,), float(i)) for i in range(6)]  # 1.2 MB each
+    with PackageExporter(path) as exporter:
+        exporter.save_pickle("res", "layers.pkl", layers)
+    loaded = PackageImporter(path, verify=verify).load_pickle("res", "layers.pkl")
+    assert all(torch.equal(a, b) for a, b in zip(loaded, layers, strict=True))
+
+    storages = sorted(r for r in records_of(path) if r.endswith(".storage"))
+    flipped = _flip_byte(path, storages[3], at=600_000)
+    with pytest.raises(IntegrityError) as info:
+        PackageImporter(flipped, verify=verify).load_pickle("res", "layers.pkl")
+    assert info.value.record == storages[3]
+    assert not [t for t in threading.enumerate() if t.name.startswith("torchpack-check")]
