@@ -74,6 +74,17 @@ def run_python(
     return result
 
 
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m torchpack ARGS`` in a fresh interpreter; the caller checks the outcome."""
+    return subprocess.run(
+        [sys.executable, "-m", "torchpack", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+
+
 def records_of(archive: Path) -> set[str]:
     """Record names of a package archive, without its top-level folder."""
     with zipfile.ZipFile(archive) as zf:

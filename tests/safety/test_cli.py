@@ -10,20 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 
 from torchpack import PackageExporter
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "torchpack", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
 
 
 @pytest.fixture
@@ -70,7 +61,7 @@ def package(tmp_path, source_tree):
 
 def test_inspect_json_describes_the_package(tmp_path, package):
     path = package(tmp_path / "m.pt")
-    result = _cli("inspect", "--json", str(path))
+    result = run_cli("inspect", "--json", str(path))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["interned_modules"] == {
@@ -92,7 +83,7 @@ def test_inspect_json_describes_the_package(tmp_path, package):
 
 
 def test_inspect_text_shows_tree_modules_and_globals(tmp_path, package):
-    result = _cli("inspect", str(package(tmp_path / "m.pt")))
+    result = run_cli("inspect", str(package(tmp_path / "m.pt")))
     assert result.returncode == 0
     for expected in (
         "tensor storages: 1, 16 B",
@@ -105,7 +96,7 @@ def test_inspect_text_shows_tree_modules_and_globals(tmp_path, package):
 
 
 def test_audit_passes_a_clean_package(tmp_path, package):
-    result = _cli("audit", str(package(tmp_path / "m.pt")))
+    result = run_cli("audit", str(package(tmp_path / "m.pt")))
     assert result.returncode == 0, result.stdout
     assert "package   cli_models.net.Net" in result.stdout
     assert "harmless  torch._utils._rebuild_parameter" in result.stdout
@@ -117,26 +108,26 @@ def test_audit_flags_dangerous_and_unknown_globals(tmp_path):
         exporter.save_source_string("helper", "import subprocess\n")
         exporter.save_binary("data", "evil.pkl", b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00idq\x85R.")
         exporter.save_pickle("data", "when.pkl", __import__("datetime").date(2026, 1, 1))
-    result = _cli("audit", str(path))
+    result = run_cli("audit", str(path))
     assert result.returncode == 1
     assert "DANGEROUS os.system" in result.stdout
     assert "UNKNOWN   datetime.date" in result.stdout
     assert "helper   imports subprocess" in result.stdout
-    allowed = _cli("audit", "--allow", "datetime.date", "--allow", "os.system", str(path))
+    allowed = run_cli("audit", "--allow", "datetime.date", "--allow", "os.system", str(path))
     assert allowed.returncode == 0, allowed.stdout
-    as_json = json.loads(_cli("audit", "--json", str(path)).stdout)
+    as_json = json.loads(run_cli("audit", "--json", str(path)).stdout)
     assert as_json["pickles"]["data/evil.pkl"]["globals"] == {"os.system": "dangerous"}
     assert as_json["ok"] is False
 
 
 def test_why_prints_the_import_chain(tmp_path, package):
     path = package(tmp_path / "m.pt")
-    result = _cli("why", str(path), "cli_models.training")
+    result = run_cli("why", str(path), "cli_models.training")
     assert result.returncode == 0, result.stdout
     assert "cli_models.training is mocked" in result.stdout
     # The shortest chain: the pickle names cli_models.layers.Scale itself.
     assert "model/model.pkl\n  -> cli_models.layers\n  -> cli_models.training\n" in result.stdout
-    absent = _cli("why", str(path), "numpy")
+    absent = run_cli("why", str(path), "numpy")
     assert absent.returncode == 1
     assert "numpy is not in the package, and no pickle or interned module imports it" in (
         absent.stdout
@@ -146,14 +137,14 @@ def test_why_prints_the_import_chain(tmp_path, package):
 def test_diff_lists_what_changed(tmp_path, package):
     old = package(tmp_path / "old.pt")
     new = package(tmp_path / "new.pt", scale=2.0, notes="v2")
-    result = _cli("diff", str(old), str(new))
+    result = run_cli("diff", str(old), str(new))
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         "~ resource model/notes.txt",
         "~ tensor storage .data/0.storage",
         "2 difference(s)",
     ]
-    same = _cli("diff", str(old), str(package(tmp_path / "same.pt")))
+    same = run_cli("diff", str(old), str(package(tmp_path / "same.pt")))
     assert same.returncode == 0
     assert same.stdout.strip() == "no differences"
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 import threading
 import zipfile
 from pathlib import Path
@@ -13,12 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.package
-from conftest import read_record, records_of
+from conftest import read_record, records_of, run_cli
 
 from torchpack import PackageExporter, PackageImporter
 from torchpack.errors import IntegrityError, MalformedArchiveError
 
-REPO = Path(__file__).resolve().parents[2]
 TRAILER = {".data/version", "byteorder", ".data/serialization_id"}
 
 
@@ -48,16 +44,6 @@ def _flip_byte(path: Path, record: str, at: int = 17) -> Path:
     return flipped
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "torchpack", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-
-
 def test_manifest_lists_the_sha256_of_every_record(tmp_path):
     archive = _export(tmp_path / "m.pt")
     lines = read_record(archive, ".data/manifest.sha256").decode().splitlines()
@@ -75,7 +61,7 @@ def test_flipped_storage_byte_is_named_on_load_and_by_verify(tmp_path):
         with pytest.raises(IntegrityError, match="changed after the package was written") as info:
             importer.load_pickle("res", "t.pkl")
         assert info.value.record == ".data/0.storage"
-    result = _cli("verify", str(flipped))
+    result = run_cli("verify", str(flipped))
     assert result.returncode == 1
     assert "'.data/0.storage'" in result.stdout
 
@@ -136,7 +122,7 @@ def test_torch_package_archives_load_and_say_they_have_no_manifest(tmp_path):
     assert torch.equal(PackageImporter(path).load_pickle("res", "t.pkl")["w"], torch.arange(10.0))
     with pytest.raises(IntegrityError, match="has no integrity manifest"):
         PackageImporter(path, verify=True)
-    result = _cli("verify", str(path))
+    result = run_cli("verify", str(path))
     assert result.returncode == 2
     assert "has no integrity manifest" in result.stderr
 
@@ -161,11 +147,11 @@ def test_torchscript_records_are_hashed_too(tmp_path):
     code = next(r for r in records_of(path) if "nn/modules/linear" in r and r.endswith(".py"))
     assert f"  {code}\n" in manifest
     assert "crc32" not in manifest
-    assert _cli("verify", str(path)).returncode == 0
+    assert run_cli("verify", str(path)).returncode == 0
     loaded = PackageImporter(path, verify=True).load_pickle("res", "s.pkl")
     x = torch.randn(4, 3)
     assert torch.equal(loaded(x), scripted(x))
-    result = _cli("verify", str(_flip_byte(path, code, at=5)))
+    result = run_cli("verify", str(_flip_byte(path, code, at=5)))
     assert result.returncode == 1
     assert f"record {code!r}: sha256 is" in result.stdout
 
@@ -178,19 +164,19 @@ def test_records_written_straight_into_zip_file_are_pinned_by_crc(tmp_path):
         exporter.zip_file.write_record("res/direct.bin", b"raw bytes", 9)
     manifest = read_record(path, ".data/manifest.sha256").decode()
     assert "crc32  res/direct.bin\n" in manifest
-    result = _cli("verify", str(path))
+    result = run_cli("verify", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 written straight into exporter.zip_file match their CRC-32" in result.stdout
     assert PackageImporter(path, verify=True).load_binary("res", "direct.bin") == b"raw bytes"
     flipped = _flip_byte(path, "res/direct.bin", at=2)
-    assert "CRC mismatch" in _cli("verify", str(flipped)).stdout
+    assert "CRC mismatch" in run_cli("verify", str(flipped)).stdout
     with pytest.raises(MalformedArchiveError, match="CRC mismatch"):
         PackageImporter(flipped).load_binary("res", "direct.bin")
 
 
 def test_verify_prints_the_manifest_digest(tmp_path):
     archive = _export(tmp_path / "m.pt")
-    result = _cli("verify", str(archive))
+    result = run_cli("verify", str(archive))
     assert result.returncode == 0
     digest = hashlib.sha256(read_record(archive, ".data/manifest.sha256")).hexdigest()
     assert f"manifest sha256 {digest}" in result.stdout
