@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import torch
+from conftest import run_python
 
 from torchpack import PackageExporter, PackageImporter
 
@@ -93,14 +94,7 @@ try:
 except OSError as err:
     print(err)
 """
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_python(script)
     assert f"could not write record '.data/0.storage' of the package {target}" in result.stdout
     assert "is the disk full" in result.stdout
     assert target.read_bytes() == before

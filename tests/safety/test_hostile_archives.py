@@ -4,13 +4,12 @@ and the record: no crash, no hang, nothing written outside."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 from bad_archives import Case, build_corpus
+from conftest import run_cli, run_python
 
 from torchpack import PackageImporter
 
@@ -37,7 +36,6 @@ CASES = [
     "zip_bomb_inflated",
     "symlink_out",
 ]
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +108,7 @@ for case in build_corpus(Path({str(folder / "again")!r})):
     except ArchiveError:
         print("refused", case.name)
 """
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_python(script)
     assert result.stdout.count("refused") == len(CASES)
 
 
@@ -127,13 +118,7 @@ def test_cli_reports_bad_archives_without_traceback(corpus, command):
         case = corpus[name]
         if case.stage != "open" or name == "symlink_out":
             continue
-        result = subprocess.run(
-            [sys.executable, "-m", "torchpack", command, str(case.path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
+        result = run_cli(command, str(case.path), timeout=60)
         assert result.returncode == 2, (name, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr
         assert str(case.path) in result.stderr
