@@ -13,7 +13,7 @@ import torch.package
 from torch import nn
 
 from torchpack import PackageExporter, PackageImporter
-from torchpack.archive_reader import ZipArchiveReader
+from torchpack.archive.reader import ZipArchiveReader
 from torchpack.errors import ArchiveError, IntegrityError
 
 DTYPES = [

@@ -6,7 +6,7 @@ import pickle
 import sys
 from pathlib import Path
 
-from torchpack.script_records import portable_debug_pickle, portable_source_path
+from torchpack.export.script_records import portable_debug_pickle, portable_source_path
 
 
 def test_path_is_made_relative_to_the_deepest_sys_path_folder(tmp_path, monkeypatch) -> None:

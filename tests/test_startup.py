@@ -9,7 +9,7 @@ def test_import_torchpack_does_not_import_torch() -> None:
         import sys
         import torchpack
         from torchpack import GlobGroup, Directory, PackagingError, OrderedImporter, sys_importer
-        import torchpack.analyze, torchpack.export_hooks, torchpack.cli
+        import torchpack.analyze, torchpack.export.hooks, torchpack.cli
         print("torch" in sys.modules)
         """
     )

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from torchpack import PackageExporter, PackageImporter
-from torchpack.archive_format import FORMAT_VERSION
-from torchpack.archive_writer import ArchiveWriter
+from torchpack.archive.format import FORMAT_VERSION
+from torchpack.archive.writer import ArchiveWriter
 
 BIG = torch.randn(1 << 19).untyped_storage()  # 2 MiB: checksummed in a second thread
 SMALL = torch.arange(10).untyped_storage()

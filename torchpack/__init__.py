@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .analysis.glob_group import GlobGroup
-from .directory import Directory
+from .analyze.is_from_package import is_from_package
 from .errors import (
     ArchiveError,
     EmptyMatchError,
@@ -20,8 +20,8 @@ from .errors import (
     PackagingError,
     UnsafeGlobalError,
 )
+from .file_structure_representation import Directory
 from .importer import Importer, ObjMismatchError, ObjNotFoundError, OrderedImporter, sys_importer
-from .mangling import is_from_package
 
 if TYPE_CHECKING:
     from .package_exporter import PackageExporter

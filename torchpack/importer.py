@@ -15,7 +15,7 @@ import types
 from abc import ABC, abstractmethod
 from typing import Any
 
-from .mangling import demangle, get_mangle_prefix, is_mangled
+from ._mangling import demangle, get_mangle_prefix, is_mangled
 
 log = logging.getLogger(__name__)
 

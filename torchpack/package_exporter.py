@@ -11,26 +11,33 @@ from typing import IO, Any
 import torch
 
 from . import _mock
+from ._mangling import is_mangled
 from .analysis.glob_group import GlobGroup, GlobPattern
 from .analysis.module_analysis import AnalysisCache, ModuleAnalyzer
 from .analysis.pickle_scanner import find_globals
-from .archive_format import (
+from .archive.format import (
     EXTERN_MODULES_RECORD,
     MOCK_SUPPORT_RECORD,
     PYTHON_VERSION_RECORD,
     resource_record,
     source_record,
 )
-from .archive_writer import ArchiveWriter
-from .dependency_resolver import DependencyResolver
-from .export_hooks import ActionHook, ActionHooks, HookHandle
+from .archive.writer import ArchiveWriter
+from .errors import EmptyMatchError, PackagingError
+from .export.dependency_resolver import DependencyResolver
+from .export.hooks import ActionHook, ActionHooks, HookHandle
+from .export.module_actions import ModuleAction
+from .export.module_source import ModuleSource
+from .export.pickler import dumps
+from .export.script_records import ScriptRecords
+from .export.storages import StorageSaver
 from .importer import Importer, OrderedImporter, as_importer, sys_importer
-from .mangling import is_mangled
-from .module_actions import ModuleAction
-from .module_source import ModuleSource
-from .package_pickler import dumps
-from .script_records import ScriptRecords
-from .storages import StorageSaver
+
+__all__ = ["EmptyMatchError", "PackageExporter", "PackagingError"]
+
+# torch.package refuses ScriptModules unless this is False (a beta gate there). TorchScript is
+# supported here, so the gate is open by default; code that sets it keeps working.
+_gate_torchscript_serialization = False
 
 
 class PackageExporter:
@@ -221,6 +228,12 @@ class PackageExporter:
         if isinstance(obj, type) or not hasattr(obj, "__reduce_package__"):
             return None
         if isinstance(obj, torch.jit.ScriptModule):
+            if _gate_torchscript_serialization:
+                raise Exception(
+                    "Serializing ScriptModules directly into a package is gated by "
+                    "torchpack.package_exporter._gate_torchscript_serialization; set it to "
+                    "False (the default) to allow it."
+                )
             # Written straight into the package now; TorchScript then skips them.
             for tensor in obj.state_dict(keep_vars=True).values():
                 self._storages.persistent_id(tensor.untyped_storage())

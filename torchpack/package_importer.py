@@ -25,45 +25,30 @@ from typing import Any
 
 import torch
 
+from ._importlib import _calc___package__, _normalize_line_endings, _resolve_name
+from ._mangling import PackageMangler, demangle
 from .analysis.glob_group import GlobPattern
 from .analysis.pickle_scanner import PickleScanError, find_globals
-from .archive_format import (
+from .archive.format import (
     EXTERN_MODULES_RECORD,
     IMPORTER_MODULE,
     PYTHON_VERSION_RECORD,
-    module_for_record,
     resource_record,
 )
-from .archive_reader import ArchiveSource, BackgroundChecks, ZipArchiveReader, open_archive
-from .directory import Directory, directory_from_paths
-from .errors import ArchiveError, MalformedArchiveError, MissingModuleError, UnsafeGlobalError
-from .importer import Importer, _lookup_qualname
-from .mangling import PackageMangler, demangle, get_mangle_prefix
-from .resources import PackageResourceReader
-from .safe_globals import GlobalPolicy
-from .storages import MapLocation, StorageLoader
+from .archive.reader import ArchiveSource, BackgroundChecks, ZipArchiveReader, open_archive
+from .errors import ArchiveError, MalformedArchiveError
+from .file_structure_representation import Directory, directory_from_paths
+from .importer import Importer
+from .loading.module_tree import ExternNode, ModuleTree, PackageNode
+from .loading.resources import PackageResourceReader
+from .loading.safe_globals import GlobalPolicy
+from .loading.storages import MapLocation, StorageLoader
+from .loading.unpickler import PackageUnpickler, SafeUnpickler
 
 # Python's pickler cannot nest deeper than the recursion limit (1000 by default).
 _MAX_PICKLE_DEPTH = 1000
 # Loadable even when a package does not list them as extern: old packages may not.
 _ALWAYS_EXTERN = frozenset({"builtins"})
-
-
-class _PackageNode:
-    """A folder of the archive: a package, with source if it has an ``__init__.py``."""
-
-    def __init__(self, source_record: str | None = None) -> None:
-        self.source_record = source_record
-        self.children: dict[str, _PackageNode | _ModuleNode | _ExternNode] = {}
-
-
-class _ModuleNode:
-    def __init__(self, source_record: str) -> None:
-        self.source_record = source_record
-
-
-class _ExternNode:
-    """A module (and everything below it) that the running Python provides."""
 
 
 class PackageImporter(Importer):
@@ -118,16 +103,7 @@ class PackageImporter(Importer):
                     "but module_allowed disallows it"
                 )
 
-        self._root = _PackageNode()
-        self._init_folders = {
-            record[: -len("/__init__.py")]
-            for record in self._records
-            if record.endswith("/__init__.py")
-        }
-        for module_name in self.extern_modules:
-            self._add_extern(module_name)
-        for record in self._records:
-            self._add_record(record)
+        self._tree = ModuleTree(self._records, self.extern_modules)
 
         self._mangler = PackageMangler()
         self.modules = {IMPORTER_MODULE: self}
@@ -146,45 +122,6 @@ class PackageImporter(Importer):
             )
         text = self._archive.read(EXTERN_MODULES_RECORD).decode("utf-8")
         return [line for line in text.splitlines() if line]
-
-    def _package_node(self, folders: list[str]) -> _PackageNode | _ExternNode | None:
-        """The package for a folder path; None if a module of that name shadows the folder."""
-        node: _PackageNode | _ExternNode = self._root
-        for depth, atom in enumerate(folders):
-            if isinstance(node, _ExternNode):
-                return node
-            child = node.children.get(atom)
-            if isinstance(child, _ModuleNode):
-                # As in Python: a folder with __init__.py beats a.py, which beats a plain folder.
-                if "/".join(folders[: depth + 1]) not in self._init_folders:
-                    return None
-                child = None
-            if child is None:
-                child = node.children[atom] = _PackageNode()
-            node = child
-        return node
-
-    def _add_extern(self, module_name: str) -> None:
-        *parents, last = module_name.split(".")
-        package = self._package_node(parents)
-        if isinstance(package, _PackageNode):
-            package.children[last] = _ExternNode()
-
-    def _add_record(self, record: str) -> None:
-        if record.startswith(".data/"):
-            return
-        *folders, file_name = record.split("/")
-        package = self._package_node(folders)
-        if not isinstance(package, _PackageNode):
-            return
-        if file_name == "__init__.py":
-            package.source_record = record
-        elif file_name.endswith(".py") and module_for_record(record) is not None:
-            name = file_name[:-3]
-            existing = package.children.get(name)
-            folder = "/".join([*folders, name])
-            if not isinstance(existing, _ExternNode) and folder not in self._init_folders:
-                package.children[name] = _ModuleNode(record)
 
     def resource_records(self) -> list[str]:
         return self._records
@@ -238,7 +175,11 @@ class PackageImporter(Importer):
                 f"package {self.filename}, record {record!r}: unknown persistent id {kind!r}"
             )
 
-        unpickler = _PackageUnpickler(self, io.BytesIO(data), record)
+        unpickler: PackageUnpickler = (
+            PackageUnpickler(self, io.BytesIO(data), record=record)
+            if self._global_policy is None
+            else SafeUnpickler(self, io.BytesIO(data), record=record, policy=self._global_policy)
+        )
         unpickler.persistent_load = persistent_load
         self.storage_context = storage_context
         self.last_map_location = map_location
@@ -283,7 +224,7 @@ class PackageImporter(Importer):
 
     def _gcd_import(self, name: str, package: str | None = None, level: int = 0) -> Any:
         if level > 0:
-            name = _resolve_relative(name, package, level)
+            name = _resolve_name(name, package, level)
         module = self.modules.get(name)
         if module is not None:
             return module
@@ -298,34 +239,25 @@ class PackageImporter(Importer):
 
     def _is_packaged(self, name: str) -> bool:
         """True if ``name`` is one of the package's own modules (interned or mocked source)."""
-        node: _PackageNode | _ModuleNode | _ExternNode | None = self._root
-        for atom in name.split("."):
-            node = node.children.get(atom) if isinstance(node, _PackageNode) else None
-        return isinstance(node, (_PackageNode, _ModuleNode)) and node.source_record is not None
+        return self._tree.is_packaged(name)
 
     def _load_module(self, name: str, parent: str) -> Any:
-        node: _PackageNode | _ModuleNode | _ExternNode = self._root
-        for atom in name.split("."):
-            if isinstance(node, _ExternNode):
-                break
-            child = node.children.get(atom) if isinstance(node, _PackageNode) else None
-            if child is None:
-                if name in _ALWAYS_EXTERN:
-                    node = _ExternNode()
-                    break
-                raise ModuleNotFoundError(
-                    f"No module named '{name}' in the self-contained package {self.filename!r}, "
-                    f"and it is not one of its extern modules {self.extern_modules}",
-                    name=name,
-                )
-            node = child
-        if isinstance(node, _ExternNode):
+        node = self._tree.find(name)
+        if node is None and name in _ALWAYS_EXTERN:
+            node = ExternNode()
+        if node is None:
+            raise ModuleNotFoundError(
+                f"No module named '{name}' in the self-contained package {self.filename!r}, "
+                f"and it is not one of its extern modules {self.extern_modules}",
+                name=name,
+            )
+        if isinstance(node, ExternNode):
             module = self.modules[name] = importlib.import_module(name)
             if parent:
                 # So that `from parent import name` finds it on a placeholder parent package.
                 setattr(self.modules[parent], name.rpartition(".")[2], module)
             return module
-        is_package = isinstance(node, _PackageNode)
+        is_package = isinstance(node, PackageNode)
         return self._make_module(name, node.source_record, is_package, parent)
 
     def _make_module(
@@ -356,9 +288,7 @@ class PackageImporter(Importer):
             setattr(parent_module, child_name, module)
         if source_record is not None:
             try:
-                source = (
-                    self._archive.read(source_record).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-                )
+                source = _normalize_line_endings(self._archive.read(source_record))
                 text_lines = source.decode("utf-8", errors="replace").splitlines(keepends=True)
                 linecache.cache[mangled_file] = (len(source), None, text_lines, mangled_file)
                 exec(self._compile(source, source_record, mangled_file), namespace)
@@ -387,7 +317,7 @@ class PackageImporter(Importer):
         fromlist: tuple[str, ...] = (),
         level: int = 0,
     ) -> Any:
-        package = _package_of(globals) if level > 0 else None
+        package = _calc___package__(globals) if level > 0 else None
         module = self._gcd_import(name, package, level)
         if fromlist:
             return self._handle_fromlist(module, fromlist)
@@ -444,61 +374,3 @@ class PackageImporter(Importer):
 
     def __repr__(self) -> str:
         return f"PackageImporter({self.filename!r}, id={self.id()})"
-
-
-class _PackageUnpickler(pickle.Unpickler):
-    """Finds the classes and functions a pickle names through its package importer."""
-
-    def __init__(self, importer: PackageImporter, file: io.BytesIO, record: str) -> None:
-        super().__init__(file)
-        self._importer = importer
-        self._record = record
-
-    def find_class(self, module_name: str, name: str) -> Any:
-        importer = self._importer
-        policy = importer._global_policy
-        if policy is None or policy.allows_name(module_name, name):
-            return self._resolve(module_name, name)
-        if importer._is_packaged(module_name):
-            obj = self._resolve(module_name, name)
-            # Defined there, not merely reachable from there (`models.os.system`).
-            if get_mangle_prefix(getattr(obj, "__module__", None) or "") == importer.id():
-                return obj
-        elif policy.might_be_torch_value(module_name, name):
-            obj = self._resolve(module_name, name)
-            if policy.allows_torch_value(obj):
-                return obj
-        raise UnsafeGlobalError(importer.filename, self._record, f"{module_name}.{name}")
-
-    def _resolve(self, module_name: str, name: str) -> Any:
-        try:
-            module = self._importer.import_module(module_name)
-        except ModuleNotFoundError as err:
-            missing = err.name or ""
-            if isinstance(err, ArchiveError) or not (module_name + ".").startswith(missing + "."):
-                raise
-            raise MissingModuleError(self._importer.filename, self._record, module_name) from err
-        return _lookup_qualname(module, name)
-
-
-def _resolve_relative(name: str, package: str | None, level: int) -> str:
-    if not package:
-        raise ImportError("attempted relative import with no known parent package")
-    bits = package.rsplit(".", level - 1)
-    if len(bits) < level:
-        raise ImportError("attempted relative import beyond top-level package")
-    return f"{bits[0]}.{name}" if name else bits[0]
-
-
-def _package_of(globals: dict[str, Any] | None) -> str | None:
-    """The package a module's relative imports start from (``__package__`` semantics)."""
-    if not globals:
-        return None
-    package = globals.get("__package__")
-    if package is not None:
-        return package
-    spec = globals.get("__spec__")
-    if spec is not None:
-        return spec.parent
-    name = demangle(globals.get("__name__", ""))
-    return name if "__path__" in globals else name.rpartition(".")[0]

@@ -1,7 +1,7 @@
 """Which pickle globals are harmless reconstruction helpers, and which are known to be dangerous.
 
 Torch-free: ``torchpack audit`` judges globals by name without importing anything, and safe
-loading (:mod:`torchpack.safe_globals`) starts from the same lists.
+loading (:mod:`torchpack.loading.safe_globals`) starts from the same lists.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import json
 from ..analysis.glob_group import GlobGroup
 from ..analysis.global_rules import DANGEROUS_GLOBALS, is_harmless
 from ..analysis.import_scanner import ImportAnalysisError, find_imports
-from ..archive_inspector import PackageContents, inspect_package
-from ..zip_index import ZipIndex
+from ..archive.zip_index import ZipIndex
+from .package_contents import PackageContents, inspect_package
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

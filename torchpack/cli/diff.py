@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..archive_format import MANIFEST_RECORD, WRITER_TRAILER_RECORDS
-from ..archive_inspector import PackageContents, inspect_package, record_digests
-from ..zip_index import ZipIndex
+from ..archive.format import MANIFEST_RECORD, WRITER_TRAILER_RECORDS
+from ..archive.zip_index import ZipIndex
+from .package_contents import PackageContents, inspect_package, record_digests
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

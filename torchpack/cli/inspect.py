@@ -6,9 +6,9 @@ import argparse
 import json
 from dataclasses import asdict
 
-from ..archive_inspector import PackageContents, human_size, inspect_package
-from ..directory import directory_from_paths
-from ..zip_index import ZipIndex
+from ..archive.zip_index import ZipIndex
+from ..file_structure_representation import directory_from_paths
+from .package_contents import PackageContents, human_size, inspect_package
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..manifest import verify_index
-from ..zip_index import ZipIndex
+from ..archive.manifest import verify_index
+from ..archive.zip_index import ZipIndex
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

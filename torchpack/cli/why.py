@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..archive_inspector import import_chain, import_graph, inspect_package
-from ..zip_index import ZipIndex
+from ..archive.zip_index import ZipIndex
+from .package_contents import import_chain, import_graph, inspect_package
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,15 +13,15 @@ import warnings
 from collections import deque
 from dataclasses import dataclass
 
-from ._mock import MOCKED_MODULE_SOURCE
-from .analysis.digraph import DiGraph
-from .analysis.import_scanner import ImportAnalysisError
-from .analysis.module_analysis import ModuleAnalyzer, analyze_module
-from .analysis.stdlib import is_stdlib_module
-from .archive_format import IMPORTER_MODULE, MOCK_SUPPORT_MODULE
-from .errors import EmptyMatchError, PackagingError
-from .importer import Importer
-from .mangling import demangle
+from .._mangling import demangle
+from .._mock import MOCKED_MODULE_SOURCE
+from ..analysis.digraph import DiGraph
+from ..analysis.import_scanner import ImportAnalysisError
+from ..analysis.module_analysis import ModuleAnalyzer, analyze_module
+from ..analysis.stdlib import is_stdlib_module
+from ..archive.format import IMPORTER_MODULE, MOCK_SUPPORT_MODULE
+from ..errors import EmptyMatchError, PackagingError
+from ..importer import Importer
 from .module_actions import ActionTable, ModuleAction
 from .module_source import ModuleLocator, ModuleSource
 

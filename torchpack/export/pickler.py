@@ -16,19 +16,21 @@ from struct import pack
 from types import FunctionType
 from typing import IO, Any
 
-from .importer import Importer, ObjMismatchError, ObjNotFoundError, _lookup_qualname
+from ..importer import Importer, ObjMismatchError, ObjNotFoundError, _lookup_qualname
 
 # The pure-Python pickler is the one whose global-writing step can be replaced.
 _BasePickler = pickle._Pickler  # type: ignore[attr-defined]
 
 
 class PackagePickler(_BasePickler):
+    """Writes globals under the name ``importer`` gives them (torch.package's argument order)."""
+
     def __init__(
         self,
-        file: IO[bytes],
         importer: Importer,
+        file: IO[bytes],
         *,
-        protocol: int,
+        protocol: int = 3,
         persistent_id: Callable[[Any], Any] | None = None,
     ) -> None:
         super().__init__(file, protocol=protocol)
@@ -131,5 +133,10 @@ def dumps(
     persistent_id: Callable[[Any], Any] | None = None,
 ) -> bytes:
     buffer = io.BytesIO()
-    PackagePickler(buffer, importer, protocol=protocol, persistent_id=persistent_id).dump(obj)
+    PackagePickler(importer, buffer, protocol=protocol, persistent_id=persistent_id).dump(obj)
     return buffer.getvalue()
+
+
+def create_pickler(data_buf: IO[bytes], importer: Importer, protocol: int = 4) -> PackagePickler:
+    """A pickler writing to ``data_buf`` through ``importer`` (torch.package's factory)."""
+    return PackagePickler(importer, data_buf, protocol=protocol)

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from .archive_format import MAX_READABLE_VERSION, MIN_READABLE_VERSION, VERSION_RECORD
-from .errors import ArchiveError, MalformedArchiveError
+from ..errors import ArchiveError, MalformedArchiveError
+from .format import MAX_READABLE_VERSION, MIN_READABLE_VERSION, VERSION_RECORD
 
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 _LOCAL_SIGNATURE = b"PK\x03\x04"

@@ -22,15 +22,15 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable
 
-from .archive_format import (
+from ..errors import ArchiveError, IntegrityError, MalformedArchiveError
+from .beside_write import Buffer, compute_beside_write
+from .format import (
     BYTEORDER_RECORD,
     MANIFEST_RECORD,
     SERIALIZATION_ID_RECORD,
     VERSION_RECORD,
     WRITER_TRAILER_RECORDS,
 )
-from .beside_write import Buffer, compute_beside_write
-from .errors import ArchiveError, IntegrityError, MalformedArchiveError
 from .zip_index import ZipIndex
 
 CRC_ONLY = "crc32"

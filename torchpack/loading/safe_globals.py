@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from .analysis.glob_group import GlobGroup, GlobPattern
-from .analysis.global_rules import HARMLESS_GLOBALS, is_harmless
+from ..analysis.glob_group import GlobGroup, GlobPattern
+from ..analysis.global_rules import HARMLESS_GLOBALS, is_harmless
 
 _TORCH_VALUE_TYPES = (torch.dtype, torch.layout, torch.memory_format, torch.qscheme)
 

@@ -16,8 +16,8 @@ import struct
 import zlib
 from collections.abc import Callable
 
+from ..errors import ArchiveError
 from .beside_write import Buffer, compute_beside_write
-from .errors import ArchiveError
 
 SERIALIZATION_ID_RECORD = ".data/serialization_id"
 

@@ -18,7 +18,7 @@ import sys
 import types
 from dataclasses import dataclass
 
-from .importer import Importer, sys_importer
+from ..importer import Importer, sys_importer
 
 
 class SourceProblem(enum.Enum):

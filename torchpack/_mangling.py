@@ -9,24 +9,22 @@ from __future__ import annotations
 
 import re
 import sys
-import types
-from typing import Any
 
 _MANGLED = re.compile(r"<torch_package_\d+>")
-_next_index = 0
+_mangle_index = 0
 
 
 def _claim_index() -> int:
-    global _next_index
-    index = _next_index
+    global _mangle_index
+    index = _mangle_index
     # torch.package numbers its importers from a counter of its own; when it is loaded in the
     # same process, skip past its numbers (and advance its counter) so that the two never hand
-    # out the same prefix.
+    # out the same prefix. (Where torch.package is an alias of torchpack, it is this module.)
     theirs = sys.modules.get("torch.package._mangling")
-    if theirs is not None:
+    if theirs is not None and theirs is not sys.modules[__name__]:
         index = max(index, getattr(theirs, "_mangle_index", 0))
         theirs._mangle_index = index + 1
-    _next_index = index + 1
+    _mangle_index = index + 1
     return index
 
 
@@ -39,8 +37,13 @@ class PackageMangler:
 
     def mangle(self, name: str) -> str:
         if not name:
-            raise ValueError("cannot mangle an empty module name")
+            # torch.package's type: callers catch it.
+            raise AssertionError("name must not be empty")
         return f"{self.prefix}.{name}"
+
+    def parent_name(self) -> str:
+        """This importer's prefix, ``<torch_package_N>``."""
+        return self.prefix
 
     def demangle(self, name: str) -> str:
         """Strip this importer's prefix; names from other importers pass through unchanged."""
@@ -62,10 +65,3 @@ def demangle(name: str) -> str:
 
 def get_mangle_prefix(name: str) -> str:
     return name.partition(".")[0] if is_mangled(name) else name
-
-
-def is_from_package(obj: Any) -> bool:
-    """True if ``obj`` is a module loaded from a package, or an object of a class defined in one."""
-    if isinstance(obj, types.ModuleType):
-        return is_mangled(obj.__name__)
-    return is_mangled(type(obj).__module__)

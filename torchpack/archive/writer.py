@@ -15,9 +15,9 @@ from typing import IO
 
 import torch
 
-from .archive_format import FORMAT_VERSION, MANIFEST_RECORD
+from .format import FORMAT_VERSION, MANIFEST_RECORD
 from .manifest import ManifestBuilder
-from .storages import storage_buffer
+from .storage_buffer import storage_buffer
 from .zip_checksums import crc32_while, fill_in_crcs
 
 

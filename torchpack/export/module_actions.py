@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .analysis.glob_group import GlobGroup
+from ..analysis.glob_group import GlobGroup
 
 
 class ModuleAction(enum.Enum):

@@ -1,8 +1,9 @@
 """What a package holds, found without executing or importing anything in it (and without torch).
 
-The ZIP is read with the standard library (:class:`~torchpack.zip_index.ZipIndex`), pickles are
-decoded opcode by opcode (:func:`~torchpack.analysis.pickle_scanner.find_globals`) and interned
-sources are parsed, never run. ``torchpack inspect``, ``audit``, ``why`` and ``diff`` build on it.
+The ZIP is read with the standard library (:class:`~torchpack.archive.zip_index.ZipIndex`),
+pickles are decoded opcode by opcode (:func:`~torchpack.analysis.pickle_scanner.find_globals`)
+and interned sources are parsed, never run. ``torchpack inspect``, ``audit``, ``why`` and
+``diff`` build on it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from . import _mock
-from .analysis.import_scanner import ImportAnalysisError, find_imports
-from .analysis.pickle_scanner import PickleScanError, find_globals
-from .archive_format import (
+from .. import _mock
+from ..analysis.import_scanner import ImportAnalysisError, find_imports
+from ..analysis.pickle_scanner import PickleScanError, find_globals
+from ..archive.format import (
     BYTEORDER_RECORD,
     EXTERN_MODULES_RECORD,
     MANIFEST_RECORD,
@@ -21,8 +22,8 @@ from .archive_format import (
     PYTHON_VERSION_RECORD,
     module_for_record,
 )
-from .manifest import sha256_hex
-from .zip_index import ZipIndex
+from ..archive.manifest import sha256_hex
+from ..archive.zip_index import ZipIndex
 
 _MOCKED_SOURCE = _mock.MOCKED_MODULE_SOURCE.encode("utf-8")
 

@@ -1,8 +1,8 @@
 """Reading records from a package: a ZIP archive or an unzipped folder.
 
-Archives are validated (:mod:`torchpack.zip_index`) before PyTorch's C++ reader opens them, and
-every record read is checked: against the integrity manifest when the package has one and
-checking is on, else against the ZIP's CRC.
+Archives are validated (:mod:`torchpack.archive.zip_index`) before PyTorch's C++ reader
+opens them, and every record read is checked: against the integrity manifest when the
+package has one and checking is on, else against the ZIP's CRC.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import IO, Union
 
 import torch
 
-from .archive_format import MANIFEST_RECORD, VERSION_RECORD, WRITER_TRAILER_RECORDS
-from .errors import ArchiveError, IntegrityError, MalformedArchiveError
+from ..errors import ArchiveError, IntegrityError, MalformedArchiveError
+from .format import MANIFEST_RECORD, VERSION_RECORD, WRITER_TRAILER_RECORDS
 from .manifest import Manifest, check_trailer_record
-from .storages import storage_buffer
+from .storage_buffer import storage_buffer
 from .zip_index import ZipIndex, check_crc, check_format_version
 
 ArchiveSource = Union[str, os.PathLike, IO[bytes], "torch._C.PyTorchFileReader"]

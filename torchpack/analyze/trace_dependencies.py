@@ -1,4 +1,4 @@
-"""Tools that explain what a package needs: ``torch.package.analyze``'s counterparts."""
+"""Which modules' code runs while a callable runs: a starting point for intern patterns."""
 
 from __future__ import annotations
 
@@ -7,22 +7,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .errors import PackagingError
-from .mangling import demangle, is_from_package, is_mangled
-
-__all__ = ["find_first_use_of_broken_modules", "is_from_package", "trace_dependencies"]
-
-
-def find_first_use_of_broken_modules(exc: PackagingError) -> dict[str, list[str]]:
-    """For each module that broke an export, the first chain of imports that leads to it.
-
-    Each chain starts at the pickle or module that was saved (``<package.resource>``) and
-    ends at the broken module.
-    """
-    if not isinstance(exc, PackagingError):
-        raise TypeError(f"expected a PackagingError, not {type(exc).__name__}")
-    graph = exc.dependency_graph
-    return {name: graph.first_path(name) for name in exc.broken_modules if name in graph}
+from .._mangling import demangle, is_mangled
 
 
 def trace_dependencies(
@@ -59,4 +44,3 @@ def trace_dependencies(
         tracing = False  # not the sys.setprofile call below
         sys.setprofile(previous)
     return sorted({demangle(name) if is_mangled(name) else name for name in used})
-

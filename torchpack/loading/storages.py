@@ -1,61 +1,20 @@
-"""Tensor storages in pickles: saved once each as ``.data/<key>.storage``, referenced by id.
+"""Tensor storages named by a pickle's persistent ids, read once per key per load.
 
-A pickle refers to a storage through a persistent id
-``("storage", <storage class>, <key>, <location>, <element count>)``; the loader reads each
-key once per pickle, so tensors that shared a storage (views, tied weights) share it again.
+Each key is read once per pickle, so tensors that shared a storage (views, tied weights)
+share it again after loading.
 """
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.serialization import default_restore_location, location_tag, normalize_storage_type
+from torch.serialization import default_restore_location
 
-from .archive_format import storage_record
+from ..archive.format import storage_record
 
 MapLocation = None | str | torch.device | dict | Callable[..., Any]
-
-
-def storage_buffer(storage: torch.UntypedStorage) -> memoryview:
-    """A CPU storage's memory as a buffer, without a copy; valid while ``storage`` lives."""
-    nbytes = storage.nbytes()
-    if nbytes == 0:
-        return memoryview(b"")
-    return memoryview((ctypes.c_char * nbytes).from_address(storage.data_ptr()))
-
-
-class StorageSaver:
-    """Persistent ids for storages met while pickling; writes each storage's bytes once."""
-
-    def __init__(
-        self, write_storage: Callable[[str, torch.UntypedStorage], None], storage_context: Any
-    ) -> None:
-        self._write_storage = write_storage
-        # TorchScript's serializer numbers storages too; sharing its context keeps one key
-        # per storage across pickles and scripted modules.
-        self._context = storage_context
-
-    def persistent_id(self, obj: Any) -> tuple | None:
-        if isinstance(obj, torch.storage.TypedStorage):
-            untyped = obj._untyped_storage
-            storage_type = getattr(torch, obj._pickle_storage_type())
-            numel = obj._size()
-        elif isinstance(obj, torch.UntypedStorage):
-            untyped = obj
-            storage_type = normalize_storage_type(type(obj))
-            numel = obj.nbytes()
-        else:
-            return None
-        location = location_tag(untyped)
-        already_written = self._context.has_storage(untyped)
-        key = str(self._context.get_or_add_storage(untyped))
-        if not already_written:
-            cpu_storage = untyped if untyped.device.type == "cpu" else untyped.cpu()
-            self._write_storage(storage_record(key), cpu_storage)
-        return ("storage", storage_type, key, location, numel)
 
 
 def restore_location_for(map_location: MapLocation) -> Callable[[Any, str], Any]:

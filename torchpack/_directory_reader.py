@@ -1,0 +1,5 @@
+"""Reading an unzipped package folder (torch.package's ``_directory_reader``)."""
+
+from .archive.reader import DirectoryArchiveReader as DirectoryReader
+
+__all__ = ["DirectoryReader"]
