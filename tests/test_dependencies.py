@@ -137,6 +137,62 @@ def test_from_package_import_submodule_needs_only_the_submodule(
     assert {r for r in records_of(oracle) if r.endswith(".py")} == records
 
 
+REGISTRY_TREE = {
+    "plugins/__init__.py": "",
+    # Loads its submodules for their side effects, as mpmath.functions does.
+    "plugins/ops/__init__.py": "from . import table, doubling\n",
+    "plugins/ops/table.py": (
+        "OPS = {}\n\n\nclass Lookup:\n    def apply(self, name, x):\n        return OPS[name](x)\n"
+    ),
+    "plugins/ops/doubling.py": "from .table import OPS\n\nOPS['double'] = lambda x: 2 * x\n",
+    # Code of its own (like torchvision's __init__): only a placeholder is needed.
+    "plugins/config/__init__.py": "import sys\nLOADED = True\n",
+    "plugins/config/values.py": "class Limit:\n    def __init__(self, n):\n        self.n = n\n",
+}
+
+
+def test_parent_that_loads_its_submodules_is_interned(tmp_path: Path, source_tree) -> None:
+    source_tree(REGISTRY_TREE)
+    from plugins.ops.table import Lookup
+
+    target = tmp_path / "out.pt"
+    with PackageExporter(target) as exporter:
+        exporter.intern("plugins.**")
+        exporter.save_pickle("model", "lookup.pkl", Lookup())
+    assert exporter.interned_modules() == [
+        "plugins.ops",
+        "plugins.ops.doubling",
+        "plugins.ops.table",
+    ]
+    lookup = PackageImporter(target).load_pickle("model", "lookup.pkl")
+    assert lookup.apply("double", 21) == 42
+
+    # torch.package leaves a placeholder there: the registration never runs.
+    from torch.package import PackageExporter as TorchExporter
+    from torch.package import PackageImporter as TorchImporter
+
+    oracle = tmp_path / "oracle.pt"
+    with TorchExporter(str(oracle)) as torch_exporter:
+        torch_exporter.intern("plugins.**")
+        torch_exporter.save_pickle("model", "lookup.pkl", Lookup())
+    with pytest.raises(KeyError):
+        TorchImporter(str(oracle)).load_pickle("model", "lookup.pkl").apply("double", 21)
+
+
+def test_parent_with_code_of_its_own_is_a_placeholder(tmp_path: Path, source_tree) -> None:
+    source_tree(REGISTRY_TREE)
+    from plugins.config.values import Limit
+
+    target = tmp_path / "out.pt"
+    with PackageExporter(target) as exporter:
+        exporter.intern("plugins.**")
+        exporter.save_pickle("model", "limit.pkl", Limit(3))
+    assert exporter.interned_modules() == ["plugins.config.values"]
+    importer = PackageImporter(target)
+    assert importer.load_pickle("model", "limit.pkl").n == 3
+    assert not hasattr(importer.import_module("plugins.config"), "LOADED")
+
+
 def test_transitive_imports_are_followed(tmp_path: Path, source_tree) -> None:
     source_tree(
         {

@@ -527,6 +527,21 @@ def test_file_structure_str_matches_torch_package(package, filters):
     assert "├── " in ours or "└── " in ours
 
 
+def test_file_structure_lists_the_integrity_manifest(tmp_path):
+    """The one difference from a torch.package archive of the same contents: the manifest."""
+    trees = []
+    for exporter_class in (PackageExporter, torch.package.PackageExporter):
+        path = tmp_path / f"{exporter_class.__module__}.pt"
+        with exporter_class(str(path)) as exporter:
+            exporter.save_text("notes", "a.txt", "a")
+        trees.append(PackageImporter(path).file_structure(include=".data/*"))
+    ours, theirs = trees
+    assert ours.has_file(".data/manifest.sha256")
+    assert not theirs.has_file(".data/manifest.sha256")
+    ours.children[".data"].children.pop("manifest.sha256")
+    assert _without_root(str(ours)) == _without_root(str(theirs))
+
+
 def test_file_structure_str_renders_a_tree(package):
     text = str(PackageImporter(package).file_structure(include="ipkg/sub/**"))
     assert text == (

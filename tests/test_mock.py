@@ -124,7 +124,7 @@ def test_pickling_an_object_from_a_mocked_module_fails(tmp_path: Path, source_tr
     assert "mock" in info.value.broken_modules["mocked_mod"].lower()
     message = str(info.value)
     assert "mocked_mod" in message
-    assert "model.model.pkl" in message
+    assert "resource - `model.pkl` in package `model`" in message
     assert not target.exists()
 
 
@@ -133,7 +133,7 @@ def test_pickling_a_mocked_class_itself_fails(tmp_path: Path, source_tree) -> No
     import mocked_mod
 
     target = tmp_path / "out.pt"
-    with pytest.raises(PackagingError, match="data.classes.pkl") as info:
+    with pytest.raises(PackagingError, match="`classes.pkl` in package `data`") as info:
         with PackageExporter(target) as exporter:
             exporter.mock("mocked_*")
             exporter.save_pickle("data", "classes.pkl", [mocked_mod.Thing], pickle_protocol=4)

@@ -89,6 +89,20 @@ def test_scripted_module_round_trip(tmp_path: Path, scripted) -> None:
     assert loaded.code == module.code
 
 
+def test_torchscript_gate_is_open_by_default_and_honoured(
+    tmp_path: Path, scripted, monkeypatch
+) -> None:
+    import torchpack.package_exporter
+
+    assert torchpack.package_exporter._gate_torchscript_serialization is False
+    monkeypatch.setattr(torchpack.package_exporter, "_gate_torchscript_serialization", True)
+    with pytest.raises(Exception, match="_gate_torchscript_serialization"):
+        _export(
+            tmp_path / "gated.pt", PackageExporter, {"s.pkl": torch.jit.script(scripted.Block(5))}
+        )
+    assert not (tmp_path / "gated.pt").exists()
+
+
 def test_eager_module_with_scripted_submodules(tmp_path: Path, scripted) -> None:
     model = scripted.Hybrid()
     path = _export(tmp_path / "h.pt", PackageExporter, {"h.pkl": model})

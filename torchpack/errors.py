@@ -2,27 +2,95 @@
 
 from __future__ import annotations
 
+import enum
+
 from .analysis.digraph import DiGraph
+
+
+class PackagingErrorReason(enum.Enum):
+    """Why a module cannot be packaged; the texts are torch.package's, word for word."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}.{self.name}>"
+
+    IS_EXTENSION_MODULE = (
+        "Module is a C extension module. torch.package supports Python modules only."
+    )
+    NO_DUNDER_FILE = "Module had no __file__ defined."
+    SOURCE_FILE_NOT_FOUND = "Module had a __file__, but we could not find it in your filesystem."
+    DEPENDENCY_RESOLUTION_FAILED = "Dependency resolution failed."
+    NO_ACTION = "Module did not match against any action pattern. Extern, mock, or intern it."
+    DENIED = "Module was denied by a pattern."
+    MOCKED_BUT_STILL_USED = (
+        "Module was mocked out, but is still being used in the package. Please intern or "
+        "extern the mocked modules if objects are supposed to be in the package."
+    )
+    # torchpack's own: torch.package raises these at the call instead of collecting them.
+    NOT_FOUND = "Module could not be imported or found."
+    DEFINED_IN_MAIN = (
+        "Object is defined in __main__, which cannot be packaged. Move its definition into a "
+        "module of its own and import it from there."
+    )
+
+
+# Part of the standard library, but they reach far into the host process.
+DISALLOWED_MODULES = ("sys", "io")
+
+_DEBUG_FOOTER = (
+    "Set debug=True when invoking PackageExporter for a visualization of where broken "
+    "modules are coming from!"
+)
 
 
 class PackagingError(Exception):
     """Dependency resolution left modules that cannot be packaged.
 
-    Raised once, when the exporter closes, listing every broken module, why it is broken,
-    and the chain of imports that pulled it in.
+    Raised once, when the exporter closes, listing every broken module grouped by reason, in
+    torch.package's words. ``dependency_graph`` is the export's graph: each broken module's node
+    has ``error`` (a :class:`PackagingErrorReason`) and may have ``error_context``. With
+    ``debug=True`` the message also shows the chain of imports that pulled each one in.
     """
 
-    def __init__(
-        self,
-        message: str,
-        broken_modules: dict[str, str] | None = None,
-        dependency_graph: DiGraph | None = None,
-    ) -> None:
-        super().__init__(message)
-        # module name -> reason, so tools can act on the failure without parsing text.
-        self.broken_modules = dict(broken_modules or {})
-        # What pulled each module in: see torchpack.analyze.find_first_use_of_broken_modules.
-        self.dependency_graph = dependency_graph if dependency_graph is not None else DiGraph()
+    def __init__(self, dependency_graph: DiGraph, debug: bool = False) -> None:
+        self.dependency_graph = dependency_graph
+        super().__init__(_describe(dependency_graph, debug))
+
+    @property
+    def broken_modules(self) -> dict[str, str]:
+        """Module name -> reason, so tools can act on the failure without parsing text."""
+        return {
+            name: attrs["error"].value
+            for name, attrs in self.dependency_graph.nodes.items()
+            if attrs.get("error") is not None
+        }
+
+
+def _describe(graph: DiGraph, debug: bool) -> str:
+    by_reason: dict[PackagingErrorReason, list[str]] = {}
+    for name, attrs in graph.nodes.items():
+        if attrs.get("error") is not None:
+            by_reason.setdefault(attrs["error"], []).append(name)
+    lines = [""]
+    for reason, names in by_reason.items():
+        lines.append(f"* {reason.value}")
+        for name in names:
+            lines.append(f"    {name}")
+            context = graph.nodes[name].get("error_context")
+            if context is not None:
+                lines.append(f"      Context: {context}")
+            if name in DISALLOWED_MODULES:
+                lines.append(
+                    "      Note: While we usually use modules in the python standard library "
+                    f"from the local environment, `{name}` has a lot of system level access and "
+                    "therefore can pose a security risk. We heavily recommend removing "
+                    f"`{name}` from your packaged code. However, if that is not possible, add it "
+                    f'to the extern list by calling PackageExporter.extern("`{name}`")'
+                )
+            if debug:
+                lines.append(f"      Pulled in by: {' -> '.join(graph.first_path(name))}")
+    if not debug:
+        lines += ["", _DEBUG_FOOTER]
+    return "\n".join(lines) + "\n"
 
 
 class EmptyMatchError(Exception):

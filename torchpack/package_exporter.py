@@ -23,7 +23,7 @@ from .archive.format import (
     source_record,
 )
 from .archive.writer import ArchiveWriter
-from .errors import EmptyMatchError, PackagingError
+from .errors import EmptyMatchError, PackagingError, PackagingErrorReason
 from .export.dependency_resolver import DependencyResolver
 from .export.hooks import ActionHook, ActionHooks, HookHandle
 from .export.module_actions import ModuleAction
@@ -33,7 +33,7 @@ from .export.script_records import ScriptRecords
 from .export.storages import StorageSaver
 from .importer import Importer, OrderedImporter, as_importer, sys_importer
 
-__all__ = ["EmptyMatchError", "PackageExporter", "PackagingError"]
+__all__ = ["EmptyMatchError", "PackageExporter", "PackagingError", "PackagingErrorReason"]
 
 # torch.package refuses ScriptModules unless this is False (a beta gate there). TorchScript is
 # supported here, so the gate is open by default; code that sets it keeps working.
@@ -159,9 +159,7 @@ class PackageExporter:
             obj, self.importer, protocol=pickle_protocol, persistent_id=self._persistent_id
         )
         if dependencies:
-            self._resolver.require_from_pickle(
-                f"<{package}.{resource}>", find_globals(data, record)
-            )
+            self._resolver.require_from_pickle(package, resource, find_globals(data, record))
         self._archive.write(record, data)
 
     def save_text(self, package: str, resource: str, text: str) -> None:
@@ -255,7 +253,7 @@ class PackageExporter:
         if self._closed:
             return
         try:
-            self._resolver.check()
+            self._resolver.check(self.debug)
             self._hooks.call(self, self._resolver.module_actions())
             self._write_modules()
             self._archive.write(PYTHON_VERSION_RECORD, platform.python_version())

@@ -132,6 +132,10 @@ class PackageImporter(Importer):
     def read_record(self, name: str) -> bytes:
         return self._archive.read(name)
 
+    def record_path(self, name: str) -> str | None:
+        """The file that holds record ``name`` in an unzipped package; None in an archive."""
+        return self._archive.file_path(name) if self.has_record(name) else None
+
     # -- public loading API ---------------------------------------------------------------
 
     def load_binary(self, package: str, resource: str) -> bytes:
@@ -366,11 +370,15 @@ class PackageImporter(Importer):
         return self._archive.read(demangle(source_file)).decode("utf-8")
 
     def get_resource_reader(self, fullname: str) -> PackageResourceReader | None:
-        package_path = demangle(fullname).replace(".", "/")
-        module = self.modules.get(demangle(fullname))
-        if module is not None and not hasattr(module, "__path__"):
+        """The resources of package ``fullname``; None unless it is a package of this archive."""
+        name = demangle(fullname)
+        try:
+            module = self.import_module(name)
+        except ImportError:
             return None
-        return PackageResourceReader(self, package_path)
+        if not hasattr(module, "__path__") or getattr(module, "__loader__", None) is not self:
+            return None
+        return PackageResourceReader(self, name.replace(".", "/"))
 
     def __repr__(self) -> str:
         return f"PackageImporter({self.filename!r}, id={self.id()})"

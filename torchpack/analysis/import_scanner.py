@@ -11,7 +11,7 @@ import ast
 import io
 import tokenize
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .bytecode_imports import (
@@ -21,6 +21,7 @@ from .bytecode_imports import (
     import_statements,
     module_code,
 )
+from .package_init import loads_submodules_only
 
 __all__ = ["ImportAnalysisError", "ImportRef", "ImportScan", "find_imports"]
 
@@ -51,6 +52,8 @@ class ImportScan:
 
     imports: tuple[ImportRef, ...]
     warnings: tuple[str, ...]
+    # A package's __init__ that only imports its own submodules (see package_init).
+    loads_submodules_only: bool = False
 
 
 # Node types that cannot contain an import or a call; skipping them keeps the
@@ -148,16 +151,14 @@ class _Scanner:
             reason, self.module_name, self.filename, getattr(node, "lineno", None)
         )
 
-    def resolve(
-        self, name: str, level: int, package: str, node: ast.AST | None, what: Callable[[], str]
-    ) -> str:
+    def resolve(self, name: str, level: int, package: str, node: ast.AST | None) -> str:
         """Absolute name of ``name`` imported ``level`` packages up from ``package``."""
         if level == 0:
             return name
         bits = package.rsplit(".", level - 1) if package else []
         if len(bits) < level:
-            # ``what`` is lazy: unparsing every relative import would be wasted work.
-            raise self.error(f"relative import {what()} goes beyond the top-level package", node)
+            # Python's own words, which torch.package reports too.
+            raise self.error("attempted relative import beyond top-level package", node)
         return f"{bits[0]}.{name}" if name else bits[0]
 
     def warn_dynamic(self, call: ast.Call) -> None:
@@ -179,9 +180,7 @@ class _Scanner:
     def import_from(self, node: ast.ImportFrom) -> list[ImportRef]:
         module = node.module or ""
         if node.level:
-            module = self.resolve(
-                module, node.level, self.package, node, lambda: repr(ast.unparse(node))
-            )
+            module = self.resolve(module, node.level, self.package, node)
         return _from_refs(module, [a.name for a in node.names])
 
     def statement_refs(self, statement: ImportStatement) -> list[ImportRef]:
@@ -189,10 +188,7 @@ class _Scanner:
         if statement.fromlist is None:
             return [ImportRef(statement.name, None)]
 
-        def what() -> str:
-            return f"from {'.' * statement.level}{statement.name} import ..."
-
-        module = self.resolve(statement.name, statement.level, self.package, None, what)
+        module = self.resolve(statement.name, statement.level, self.package, None)
         return _from_refs(module, statement.fromlist)
 
     def dunder_import(self, call: ast.Call) -> list[ImportRef]:
@@ -217,10 +213,7 @@ class _Scanner:
             self.warn_dynamic(call)
             return []
 
-        def what() -> str:
-            return f"__import__({name!r}, level={level})"
-
-        module = self.resolve(name, level, self.package, call, what)
+        module = self.resolve(name, level, self.package, call)
         fromlist_node = args.get("fromlist")
         fromlist: list[str] = []
         if fromlist_node is not None and not (
@@ -242,7 +235,7 @@ class _Scanner:
         # caller then uses, so that is a dependency too.
         refs = [ImportRef(module, None)]
         head = name.partition(".")[0]
-        top = self.resolve(head, level, self.package, call, what) if head else module
+        top = self.resolve(head, level, self.package, call) if head else module
         if top != module:
             refs.append(ImportRef(top, None))
         return refs
@@ -261,10 +254,7 @@ class _Scanner:
             self.warn_dynamic(call)
             return []
 
-        def what() -> str:
-            return f"import_module({name!r}, package={package!r})"
-
-        return [ImportRef(self.resolve(name[level:], level, package, call, what), None)]
+        return [ImportRef(self.resolve(name[level:], level, package, call), None)]
 
     def package_arg(self, node: ast.expr | None) -> str:
         if node is None:
@@ -315,13 +305,24 @@ def find_imports(
     package = module_name if is_package else module_name.rpartition(".")[0]
     scanner = _Scanner(module_name, package, filename)
     found = _compiled_imports(source, source_file or filename, scanner)
+    tree = None
     if found is None:
         text = _decode(source, module_name, filename)
-        found = _tree_imports(_parse(text, module_name, filename), text, scanner)
+        tree = _parse(text, module_name, filename)
+        found = _tree_imports(tree, text, scanner)
     found.sort(key=lambda item: item[:3])
     imports = dict.fromkeys(ref for *_, refs in found for ref in refs)
     scanner.warnings.sort(key=lambda item: item[:2])
-    return ImportScan(imports=tuple(imports), warnings=tuple(w for *_, w in scanner.warnings))
+    submodules_only = False
+    if is_package:
+        if tree is None:
+            tree = _parse(_decode(source, module_name, filename), module_name, filename)
+        submodules_only = loads_submodules_only(tree, module_name)
+    return ImportScan(
+        imports=tuple(imports),
+        warnings=tuple(w for *_, w in scanner.warnings),
+        loads_submodules_only=submodules_only,
+    )
 
 
 # (line, column, discovery index, refs) of each import, sorted into source order at the end.

@@ -31,7 +31,7 @@ __all__ = [
 
 # Part of every cache key: bump it whenever the import scanner's results change, so that no
 # cache serves analyses made by an older scanner.
-ANALYZER_VERSION = "2"
+ANALYZER_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class ModuleAnalysis:
     source_sha256: str
     imports: tuple[ImportRef, ...]
     warnings: tuple[str, ...]
+    # A package whose __init__ only imports its own submodules (see package_init).
+    loads_submodules_only: bool = False
 
     def to_json(self) -> str:
         """Canonical JSON: the same analysis always gives the same bytes."""
@@ -54,6 +56,7 @@ class ModuleAnalysis:
                 "source_sha256": self.source_sha256,
                 "imports": [[ref.module, ref.name] for ref in self.imports],
                 "warnings": list(self.warnings),
+                "loads_submodules_only": self.loads_submodules_only,
             },
             sort_keys=True,
             separators=(",", ":"),
@@ -75,6 +78,7 @@ class ModuleAnalysis:
                 source_sha256=data["source_sha256"],
                 imports=tuple(ImportRef(module, name) for module, name in data["imports"]),
                 warnings=tuple(data["warnings"]),
+                loads_submodules_only=data["loads_submodules_only"],
             )
         except (TypeError, KeyError) as err:
             raise ValueError(f"not a module analysis: {type(err).__name__}: {err}") from err
@@ -88,6 +92,7 @@ class ModuleAnalysis:
         names = (n for ref in self.imports for n in (ref.module, ref.name) if n is not None)
         if not (
             isinstance(self.is_package, bool)
+            and isinstance(self.loads_submodules_only, bool)
             and all(isinstance(s, str) for s in (*strings, *names))
         ):
             raise ValueError(f"not a module analysis: wrong field types in {self!r}")
@@ -123,6 +128,7 @@ def analyze_module(
         source_sha256=hashlib.sha256(source).hexdigest(),
         imports=scan.imports,
         warnings=scan.warnings,
+        loads_submodules_only=scan.loads_submodules_only,
     )
 
 

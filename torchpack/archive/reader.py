@@ -147,6 +147,10 @@ class ZipArchiveReader:
     def records(self) -> list[str]:
         return list(self._records)
 
+    def file_path(self, name: str) -> str | None:
+        """Records of a ZIP archive are not files of their own."""
+        return None
+
     def has_record(self, name: str) -> bool:
         return self.zip_reader.has_record(name)
 
@@ -274,6 +278,11 @@ class DirectoryArchiveReader:
 
     def records(self) -> list[str]:
         return list(self._records)
+
+    def file_path(self, name: str) -> str | None:
+        """The file that holds record ``name``, under the folder as it was named."""
+        self._path(name)  # refuses names that lead outside the folder
+        return os.path.join(self.name, *name.split("/"))
 
     def has_record(self, name: str) -> bool:
         return os.path.isfile(self._path(name))

@@ -8,7 +8,6 @@ on sight, so that one :class:`PackagingError` can list them all.
 
 from __future__ import annotations
 
-import enum
 import warnings
 from collections import deque
 from dataclasses import dataclass
@@ -20,34 +19,19 @@ from ..analysis.import_scanner import ImportAnalysisError
 from ..analysis.module_analysis import ModuleAnalyzer, analyze_module
 from ..analysis.stdlib import is_stdlib_module
 from ..archive.format import IMPORTER_MODULE, MOCK_SUPPORT_MODULE
-from ..errors import EmptyMatchError, PackagingError
+from ..errors import DISALLOWED_MODULES, EmptyMatchError, PackagingError, PackagingErrorReason
 from ..importer import Importer
 from .module_actions import ActionTable, ModuleAction
 from .module_source import ModuleLocator, ModuleSource
 
-# Part of the standard library, but they reach far into the host: they must be externed on
-# purpose.
-_NOT_IMPLICITLY_EXTERN = frozenset({"sys", "io"})
 _MOCK_STUB = MOCKED_MODULE_SOURCE.encode("utf-8")
-
-
-class Problem(enum.Enum):
-    NO_ACTION = "Module did not match against any action pattern. Extern, mock, or intern it."
-    DENIED = "Module was denied by a pattern."
-    NOT_FOUND = "Module could not be imported or found."
-    NO_SOURCE = "Module source could not be packaged."
-    DEPENDENCY_RESOLUTION_FAILED = "Dependency resolution failed (the source could not be parsed)."
-    MOCKED_BUT_STILL_USED = (
-        "Module was mocked out, but objects from it are pickled in the package. Intern or "
-        "extern it if those objects are meant to be in the package."
-    )
 
 
 @dataclass
 class ModuleDecision:
     action: ModuleAction | None = None
     source: ModuleSource | None = None
-    problem: Problem | None = None
+    problem: PackagingErrorReason | None = None
     context: str | None = None
 
 
@@ -65,6 +49,7 @@ class DependencyResolver:
         self._uses_mock_support = False
         self._dynamic_import_warnings: list[str] = []
         self._exists: dict[str, bool] = {}
+        self._submodule_loaders: dict[str, bool] = {}
 
     # -- requests -------------------------------------------------------------------------
 
@@ -100,7 +85,14 @@ class DependencyResolver:
         self._force_intern(source.name, decision, scan_dependencies)
 
     def intern_module(self, module_name: str, scan_dependencies: bool) -> None:
-        """Intern ``module_name``, found through the importer, whatever the patterns say."""
+        """Intern ``module_name``, found through the importer, whatever the patterns say.
+
+        A name from a loaded package (mangled) is saved under its real name; a module that
+        does not exist raises ``ModuleNotFoundError`` at once, as torch.package does.
+        """
+        module_name = demangle(module_name)
+        if not self._module_exists(module_name):
+            raise ModuleNotFoundError(f"No module named '{module_name}'", name=module_name)
         decision = self._located_decision(ModuleAction.INTERN, module_name)
         self._force_intern(module_name, decision, scan_dependencies)
 
@@ -113,8 +105,12 @@ class DependencyResolver:
         for parent in self._parents_to_intern(name):
             self.require(parent, name)
 
-    def require_from_pickle(self, pickle_node: str, references: list[tuple[str, str]]) -> None:
-        """A pickle references ``(module, name)`` globals: each module must be loadable."""
+    def require_from_pickle(
+        self, package: str, resource: str, references: list[tuple[str, str]]
+    ) -> None:
+        """The pickle ``package/resource`` references ``(module, name)`` globals: each module
+        must be loadable."""
+        pickle_node = f"<{package}.{resource}>"
         self.graph.add_node(pickle_node)
         fields_by_module: dict[str, list[str]] = {}
         for module_name, field in references:
@@ -123,8 +119,12 @@ class DependencyResolver:
             self.require(module_name, pickle_node)
             decision = self.decisions[module_name]
             if decision.action is ModuleAction.MOCK:
-                decision.problem = Problem.MOCKED_BUT_STILL_USED
-                decision.context = f"{pickle_node} uses {', '.join(sorted(set(fields)))}"
+                decision.problem = PackagingErrorReason.MOCKED_BUT_STILL_USED
+                decision.context = (
+                    f"Object(s) '{list(dict.fromkeys(fields))}' from module `{module_name}` was "
+                    "mocked out during packaging but is being used in resource - "
+                    f"`{resource}` in package `{package}`. "
+                )
 
     # -- decisions ------------------------------------------------------------------------
 
@@ -142,10 +142,10 @@ class DependencyResolver:
             return self._located_decision(ModuleAction.INTERN, name)
         rule = self.actions.first_match(name)
         if rule is None:
-            return ModuleDecision(problem=Problem.NO_ACTION)
+            return ModuleDecision(problem=PackagingErrorReason.NO_ACTION)
         rule.matched = True
         if rule.action is ModuleAction.DENY:
-            return ModuleDecision(ModuleAction.DENY, problem=Problem.DENIED)
+            return ModuleDecision(ModuleAction.DENY, problem=PackagingErrorReason.DENIED)
         if rule.action is ModuleAction.EXTERN:
             return ModuleDecision(ModuleAction.EXTERN)
         if rule.action is ModuleAction.MOCK:
@@ -160,7 +160,9 @@ class DependencyResolver:
                 # Mocking a module that does not exist here is fine: the stub stands in for it.
                 return ModuleDecision(action, ModuleSource(name, False))
             return ModuleDecision(
-                action, problem=Problem.NOT_FOUND, context=f"{type(err).__name__}: {err}"
+                action,
+                problem=PackagingErrorReason.NOT_FOUND,
+                context=f"{type(err).__name__}: {err}",
             )
         if action is ModuleAction.MOCK:
             return ModuleDecision(action, source)
@@ -172,19 +174,18 @@ class DependencyResolver:
 
     @staticmethod
     def _source_decision(action: ModuleAction, source: ModuleSource) -> ModuleDecision:
-        if source.problem is None:
-            return ModuleDecision(action, source)
-        context = source.problem.value
-        if source.origin:
-            context = f"{context} (file: {source.origin})"
-        return ModuleDecision(action, source, Problem.NO_SOURCE, context)
+        if source.problem is PackagingErrorReason.SOURCE_FILE_NOT_FOUND:
+            return ModuleDecision(action, source, source.problem, f"filename: {source.origin}")
+        return ModuleDecision(action, source, source.problem)
 
     def _parents_to_intern(self, name: str) -> list[str]:
-        """The parent packages of ``name`` that an intern pattern claims.
+        """The parent packages of ``name`` whose ``__init__`` an interned ``name`` needs.
 
-        Python runs ``a/__init__.py`` before ``a.b``, so an interned ``a.b`` needs its
-        parents' code too when the user interns them. Parents that no pattern claims become
-        empty placeholder packages, as in torch.package.
+        Parents are empty placeholders in the package, as in torch.package, unless an intern
+        pattern claims one whose ``__init__`` only imports its own submodules: that one runs
+        for its submodules' side effects (mpmath.functions), so it is interned. A parent that
+        is needed in its own right is interned anyway, as a dependency. Parents that do not
+        exist (``save_source_string("fx-generated._0", ...)``) are implicit.
         """
         parents = []
         while "." in name:
@@ -192,14 +193,35 @@ class DependencyResolver:
             if name in self.decisions or self._implicitly_extern(name):
                 continue
             rule = self.actions.first_match(name)
-            if rule is not None and rule.action is ModuleAction.INTERN:
+            if rule is None or rule.action is not ModuleAction.INTERN:
+                continue
+            if self._module_exists(name) and self._loads_submodules_only(name):
                 parents.append(name)
         return parents
+
+    def _loads_submodules_only(self, package: str) -> bool:
+        known = self._submodule_loaders.get(package)
+        if known is None:
+            known = self._submodule_loaders[package] = self._analyze_loads_submodules_only(package)
+        return known
+
+    def _analyze_loads_submodules_only(self, package: str) -> bool:
+        try:
+            source = self.locator.locate(package)
+        except Exception:  # it exists, yet cannot be located: a placeholder will do
+            return False
+        if not source.is_package or source.source is None:
+            return False
+        try:
+            analysis = self.analyze(source.source, package, True, source.origin or package)
+        except ImportAnalysisError:
+            return False
+        return analysis.loads_submodules_only
 
     @staticmethod
     def _implicitly_extern(name: str) -> bool:
         top = name.partition(".")[0]
-        return top == "torch" or (top not in _NOT_IMPLICITLY_EXTERN and is_stdlib_module(top))
+        return top == "torch" or (top not in DISALLOWED_MODULES and is_stdlib_module(top))
 
     def _module_exists(self, name: str) -> bool:
         known = self._exists.get(name)
@@ -216,8 +238,8 @@ class DependencyResolver:
             )
         except ImportAnalysisError as err:
             decision = self.decisions.setdefault(source.name, ModuleDecision(ModuleAction.INTERN))
-            decision.problem = Problem.DEPENDENCY_RESOLUTION_FAILED
-            decision.context = str(err)
+            decision.problem = PackagingErrorReason.DEPENDENCY_RESOLUTION_FAILED
+            decision.context = err.reason
             return []
         self._dynamic_import_warnings.extend(scan.warnings)
         dependencies: dict[str, None] = {}
@@ -251,8 +273,11 @@ class DependencyResolver:
     def uses_mock_support(self) -> bool:
         return self._uses_mock_support
 
-    def check(self) -> None:
-        """Raise the export's problems: first broken modules, then patterns that matched nothing."""
+    def check(self, debug: bool = False) -> None:
+        """Raise the export's problems: first broken modules, then patterns that matched nothing.
+
+        ``debug`` adds the chain of imports behind each broken module to the message.
+        """
         if self._dynamic_import_warnings:
             shown = "\n  ".join(self._dynamic_import_warnings[:10])
             more = len(self._dynamic_import_warnings) - 10
@@ -262,13 +287,16 @@ class DependencyResolver:
                 stacklevel=3,
             )
             self._dynamic_import_warnings.clear()
-        broken = {name: d for name, d in self.decisions.items() if d.problem is not None}
+        broken = False
+        for name, decision in self.decisions.items():
+            if decision.problem is not None:
+                broken = True
+                attrs = {"error": decision.problem}
+                if decision.context is not None:
+                    attrs["error_context"] = decision.context
+                self.graph.add_node(name, **attrs)
         if broken:
-            raise PackagingError(
-                self._describe(broken),
-                {n: d.problem.value for n, d in broken.items()},
-                self.graph,
-            )
+            raise PackagingError(self.graph, debug)
         unmatched = self.actions.unmatched()
         if unmatched:
             listed = ", ".join(f"{rule.action.value}({rule.pattern})" for rule in unmatched)
@@ -276,26 +304,3 @@ class DependencyResolver:
                 f"Exporter did not match any modules to {listed}, which was marked as "
                 "allow_empty=False. Fix the pattern or pass allow_empty=True."
             )
-
-    def _describe(self, broken: dict[str, ModuleDecision]) -> str:
-        lines = [f"{len(broken)} module(s) cannot be packaged:"]
-        by_problem: dict[Problem, list[str]] = {}
-        for name, decision in broken.items():
-            by_problem.setdefault(decision.problem, []).append(name)  # type: ignore[arg-type]
-        for problem, names in by_problem.items():
-            lines.append(f"* {problem.value}")
-            for name in names:
-                decision = broken[name]
-                lines.append(f"    {name}")
-                if decision.context:
-                    lines.append(f"      Context: {decision.context}")
-                if name in _NOT_IMPLICITLY_EXTERN:
-                    lines.append(
-                        f"      Note: `{name}` is part of the standard library but reaches deep "
-                        "into the host process; extern it explicitly if packaged code must "
-                        f"use it: exporter.extern({name!r})"
-                    )
-                chain = self.graph.first_path(name)
-                if len(chain) > 1:
-                    lines.append(f"      Pulled in by: {' -> '.join(chain)}")
-        return "\n".join(lines)

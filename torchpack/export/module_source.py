@@ -10,7 +10,6 @@ Other parents are imported, as ``find_spec`` does.
 
 from __future__ import annotations
 
-import enum
 import functools
 import importlib.machinery
 import importlib.util
@@ -18,26 +17,8 @@ import sys
 import types
 from dataclasses import dataclass
 
+from ..errors import PackagingErrorReason
 from ..importer import Importer, sys_importer
-
-
-class SourceProblem(enum.Enum):
-    EXTENSION_MODULE = (
-        "Module is a C extension module; only Python source can be interned. Extern it "
-        "(PackageExporter.extern) or mock it."
-    )
-    NO_SOURCE_FILE = (
-        "Module has no source file (__file__ is not set: built-in, frozen or created at run "
-        "time). Extern it or mock it."
-    )
-    SOURCE_FILE_NOT_FOUND = (
-        "Module has a __file__, but its source could not be read. Reinstall it from source or "
-        "extern it."
-    )
-    DEFINED_IN_MAIN = (
-        "Object is defined in __main__, which cannot be packaged. Move its definition into a "
-        "module of its own and import it from there."
-    )
 
 
 @dataclass(frozen=True)
@@ -52,7 +33,7 @@ class ModuleSource:
     is_package: bool
     source: bytes | None = None
     origin: str | None = None
-    problem: SourceProblem | None = None
+    problem: PackagingErrorReason | None = None
 
 
 def _spec_of(name: str) -> importlib.machinery.ModuleSpec | None:
@@ -121,10 +102,12 @@ class ModuleLocator:
         if self._uses_sys_path:
             if _spec_of(name) is not None:
                 return True
-            # Modules that packages install as attributes (os.path) have no findable spec.
+            # A package may install a submodule as an attribute without a findable spec; an
+            # attribute that merely holds some other module (`from logging import ...` kept
+            # as `pkg.logging`) is not a submodule.
             parent, _, child = name.rpartition(".")
-            parent_module = sys.modules.get(parent) if parent else None
-            return isinstance(getattr(parent_module, child, None), types.ModuleType)
+            attribute = getattr(sys.modules.get(parent), child, None) if parent else None
+            return isinstance(attribute, types.ModuleType) and attribute.__name__ == name
         try:
             self.importer.import_module(name)
         except Exception:
@@ -134,67 +117,71 @@ class ModuleLocator:
     def locate(self, name: str) -> ModuleSource:
         """Find ``name``'s source; raises ``ImportError`` if the module does not exist."""
         if name == "__main__":
-            return ModuleSource(name, False, problem=SourceProblem.DEFINED_IN_MAIN)
+            return ModuleSource(name, False, problem=PackagingErrorReason.DEFINED_IN_MAIN)
         spec = _spec_of(name) if self._uses_sys_path else None
-        if spec is None:
-            module = self.importer.import_module(name)
-            return self._from_module(name, module)
-        return self._from_spec(name, spec)
-
-    def _from_spec(self, name: str, spec: importlib.machinery.ModuleSpec) -> ModuleSource:
-        is_package = spec.submodule_search_locations is not None
-        loader = spec.loader
-        if loader is None or spec.origin in (None, "namespace"):
-            if is_package:
-                return ModuleSource(name, True)
-            return ModuleSource(name, False, problem=SourceProblem.NO_SOURCE_FILE)
-        if isinstance(loader, importlib.machinery.ExtensionFileLoader):
-            return ModuleSource(
-                name, is_package, origin=spec.origin, problem=SourceProblem.EXTENSION_MODULE
-            )
-        if isinstance(loader, importlib.machinery.SourceFileLoader):
-            return _read_source_file(name, is_package, loader.path)
-        return self._from_loader(name, loader, is_package, spec.origin)
-
-    def _from_module(self, name: str, module: types.ModuleType) -> ModuleSource:
-        is_package = hasattr(module, "__path__")
+        if spec is not None:
+            return _source_of(name, spec, spec.origin if spec.has_location else None)
+        module = self.importer.import_module(name)
         spec = getattr(module, "__spec__", None)
-        if spec is not None and spec.loader is not None:
-            return self._from_spec(name, spec)
-        filename = getattr(module, "__file__", None)
-        if filename is None:
-            if is_package:
-                return ModuleSource(name, True)
-            return ModuleSource(name, False, problem=SourceProblem.NO_SOURCE_FILE)
-        if filename.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
-            return ModuleSource(
-                name, is_package, origin=filename, problem=SourceProblem.EXTENSION_MODULE
+        if spec is None:
+            spec = importlib.machinery.ModuleSpec(
+                name, None, is_package=hasattr(module, "__path__")
             )
-        return _read_source_file(name, is_package, filename)
+        return _source_of(name, spec, getattr(module, "__file__", None))
 
-    @staticmethod
-    def _from_loader(
-        name: str, loader: object, is_package: bool, origin: str | None
-    ) -> ModuleSource:
-        get_source = getattr(loader, "get_source", None)
+
+def _source_of(
+    name: str, spec: importlib.machinery.ModuleSpec, filename: str | None
+) -> ModuleSource:
+    """The source of module ``name``, read through its loader where it can say where the
+    file is (a loader may remap files), else from ``filename``, the file the module came
+    from (pytest's assertion-rewriting loader has neither ``get_filename`` nor
+    ``get_source``)."""
+    is_package = spec.submodule_search_locations is not None
+    loader = spec.loader
+    get_filename = getattr(loader, "get_filename", None)
+    if get_filename is not None:
         try:
-            text = get_source(name) if get_source is not None else None
-        except Exception:  # loaders of other libraries fail in their own ways; no source
-            text = None
-        if text is not None:
-            return ModuleSource(name, is_package, text.encode("utf-8"), origin=origin)
-        if is_package:
-            # A package without source of its own, like a namespace package.
-            return ModuleSource(name, True, origin=origin)
-        return ModuleSource(name, False, origin=origin, problem=SourceProblem.NO_SOURCE_FILE)
+            filename = get_filename(name)
+        except ImportError:
+            pass
+    if isinstance(loader, importlib.machinery.ExtensionFileLoader) or (
+        filename is not None and filename.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    ):
+        return ModuleSource(
+            name, is_package, origin=filename, problem=PackagingErrorReason.IS_EXTENSION_MODULE
+        )
+    # Raw bytes, not decoded text: a coding cookie must keep matching the bytes it describes.
+    get_data = getattr(loader, "get_data", None)
+    if filename is not None and get_data is not None:
+        try:
+            return ModuleSource(name, is_package, get_data(filename), origin=filename)
+        except OSError:
+            pass
+    get_source = getattr(loader, "get_source", None)
+    try:
+        text = get_source(name) if get_source is not None else None
+    except Exception:  # loaders of other libraries fail in their own ways; no source
+        text = None
+    if text is not None:
+        return ModuleSource(name, is_package, text.encode("utf-8"), origin=filename)
+    if filename is not None and filename.endswith(tuple(importlib.machinery.SOURCE_SUFFIXES)):
+        return _read_source_file(name, is_package, filename)
+    if is_package:
+        # A package without source of its own, like a namespace package.
+        return ModuleSource(name, True, origin=filename)
+    if filename is None or spec.origin in ("built-in", "frozen"):
+        return ModuleSource(name, False, problem=PackagingErrorReason.NO_DUNDER_FILE)
+    return ModuleSource(
+        name, False, origin=filename, problem=PackagingErrorReason.SOURCE_FILE_NOT_FOUND
+    )
 
 
 def _read_source_file(name: str, is_package: bool, filename: str) -> ModuleSource:
-    # Raw bytes, not decoded text: a coding cookie must keep matching the bytes it describes.
     try:
         with open(filename, "rb") as f:
             return ModuleSource(name, is_package, f.read(), origin=filename)
     except OSError:
         return ModuleSource(
-            name, is_package, origin=filename, problem=SourceProblem.SOURCE_FILE_NOT_FOUND
+            name, is_package, origin=filename, problem=PackagingErrorReason.SOURCE_FILE_NOT_FOUND
         )

@@ -17,6 +17,8 @@ class RecordSource(Protocol):
 
     def read_record(self, name: str) -> bytes: ...
 
+    def record_path(self, name: str) -> str | None: ...
+
 
 class ArchivePath(Traversable):
     """A file or folder inside a package archive, as ``importlib.resources.files`` returns."""
@@ -28,6 +30,11 @@ class ArchivePath(Traversable):
     @property
     def name(self) -> str:
         return posixpath.basename(self._path)
+
+    @property
+    def record(self) -> str:
+        """The record (or folder of records) this path names in the archive."""
+        return self._path
 
     def _prefix(self) -> str:
         return f"{self._path}/" if self._path else ""
@@ -73,7 +80,15 @@ class PackageResourceReader(TraversableResources):
     """What a packaged module's loader hands ``importlib.resources``."""
 
     def __init__(self, archive: RecordSource, package_path: str) -> None:
+        self._archive = archive
         self._root = ArchivePath(archive, package_path)
 
     def files(self) -> ArchivePath:
         return self._root
+
+    def resource_path(self, resource: str) -> str:
+        """The file holding ``resource``: only an unzipped package has one."""
+        path = self._archive.record_path(self._root.joinpath(resource).record)
+        if path is None:
+            raise FileNotFoundError(f"resource {resource!r} is not a file on disk")
+        return path

@@ -1,0 +1,3 @@
+class Threshold:
+    def __init__(self, value: float) -> None:
+        self.value = value
