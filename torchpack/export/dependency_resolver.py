@@ -27,6 +27,10 @@ from .module_source import ModuleLocator, ModuleSource
 _MOCK_STUB = MOCKED_MODULE_SOURCE.encode("utf-8")
 
 
+def _guards_main(source: bytes) -> bool:
+    return b"__name__" in source and b"__main__" in source
+
+
 @dataclass
 class ModuleDecision:
     action: ModuleAction | None = None
@@ -139,7 +143,15 @@ class DependencyResolver:
             self.actions.mark_matches(name)
             return ModuleDecision(ModuleAction.EXTERN)
         if name == "__main__":
-            return self._located_decision(ModuleAction.INTERN, name)
+            decision = self._located_decision(ModuleAction.INTERN, name)
+            if decision.source is not None and not _guards_main(decision.source.source or b""):
+                warnings.warn(
+                    f"__main__ ({decision.source.origin}) is saved in the package, and loading "
+                    "it runs all of its top-level code: put the script's work under "
+                    '`if __name__ == "__main__":` (as multiprocessing requires)',
+                    stacklevel=5,
+                )
+            return decision
         rule = self.actions.first_match(name)
         if rule is None:
             return ModuleDecision(problem=PackagingErrorReason.NO_ACTION)
@@ -149,6 +161,10 @@ class DependencyResolver:
         if rule.action is ModuleAction.EXTERN:
             return ModuleDecision(ModuleAction.EXTERN)
         if rule.action is ModuleAction.MOCK:
+            if name.partition(".")[0] in DISALLOWED_MODULES:
+                # torch.package mocks them and the package breaks at load; its note below the
+                # reason says to extern them.
+                return ModuleDecision(ModuleAction.MOCK, problem=PackagingErrorReason.STDLIB_MOCKED)
             self._uses_mock_support = True
         return self._located_decision(rule.action, name)
 
@@ -221,7 +237,11 @@ class DependencyResolver:
     @staticmethod
     def _implicitly_extern(name: str) -> bool:
         top = name.partition(".")[0]
-        return top == "torch" or (top not in DISALLOWED_MODULES and is_stdlib_module(top))
+        # torchpack too: a script that saves its own model imports it, and whatever loads the
+        # package (torchpack, or torch.package with torchpack installed) provides it.
+        return top in ("torch", "torchpack") or (
+            top not in DISALLOWED_MODULES and is_stdlib_module(top)
+        )
 
     def _module_exists(self, name: str) -> bool:
         known = self._exists.get(name)

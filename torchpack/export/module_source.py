@@ -116,8 +116,8 @@ class ModuleLocator:
 
     def locate(self, name: str) -> ModuleSource:
         """Find ``name``'s source; raises ``ImportError`` if the module does not exist."""
-        if name == "__main__":
-            return ModuleSource(name, False, problem=PackagingErrorReason.DEFINED_IN_MAIN)
+        if name == "__main__" and self._uses_sys_path:
+            return _main_source(sys.modules["__main__"])
         spec = _spec_of(name) if self._uses_sys_path else None
         if spec is not None:
             return _source_of(name, spec, spec.origin if spec.has_location else None)
@@ -128,6 +128,16 @@ class ModuleLocator:
                 name, None, is_package=hasattr(module, "__path__")
             )
         return _source_of(name, spec, getattr(module, "__file__", None))
+
+
+def _main_source(main: types.ModuleType) -> ModuleSource:
+    """The running script, saved as the module ``__main__``: pickles of what it defines name
+    ``__main__``, and the package provides it. Code run by ``python -c``, a notebook or the
+    interactive prompt has no file to save."""
+    file_name = getattr(main, "__file__", None)
+    if not isinstance(file_name, str) or not file_name.endswith(".py"):
+        return ModuleSource("__main__", False, problem=PackagingErrorReason.DEFINED_IN_MAIN)
+    return _read_source_file("__main__", False, file_name)
 
 
 def _source_of(
