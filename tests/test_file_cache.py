@@ -190,3 +190,31 @@ def test_record_names_cannot_write_outside_the_cache(tmp_path: Path) -> None:
         extract_records("evil.pt", records, records.__getitem__, tmp_path / "cache")
     assert not (tmp_path / "escape.py").exists()
     assert not list((tmp_path).rglob("ok.py"))
+
+
+def test_export_names_compiled_libraries_its_code_looks_for(tmp_path: Path, source_tree) -> None:
+    # A package holds no compiled libraries; code that loads one from beside its file (as
+    # torchvision's extension module loads _C.so) is named at export, with the fix.
+    source_tree(
+        {
+            "withops/__init__.py": """
+                import os
+
+                LIBRARY = os.path.join(os.path.dirname(__file__), "_ops.so")
+            """,
+            "withops/_ops.so": "not really a library",
+        }
+    )
+    with pytest.warns(UserWarning) as caught:
+        with PackageExporter(tmp_path / "ops.pt") as exporter:
+            exporter.intern("withops")
+            exporter.save_module("withops")
+    (message,) = [str(w.message) for w in caught if "compiled libraries" in str(w.message)]
+    assert message.startswith("withops looks for files beside its own")
+    assert "_ops.so" in message and 'extern("withops")' in message
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with PackageExporter(tmp_path / "ops_extern.pt") as exporter:
+            exporter.extern("withops")
+            exporter.save_source_string("user", "import withops\n")

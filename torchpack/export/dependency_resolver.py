@@ -22,7 +22,7 @@ from ..archive.format import IMPORTER_MODULE, MOCK_SUPPORT_MODULE
 from ..errors import DISALLOWED_MODULES, EmptyMatchError, PackagingError, PackagingErrorReason
 from ..importer import Importer
 from .module_actions import ActionTable, ModuleAction
-from .module_source import ModuleLocator, ModuleSource
+from .module_source import ModuleLocator, ModuleSource, libraries_beside
 
 _MOCK_STUB = MOCKED_MODULE_SOURCE.encode("utf-8")
 
@@ -52,6 +52,7 @@ class DependencyResolver:
         self.decisions: dict[str, ModuleDecision] = {}
         self._uses_mock_support = False
         self._dynamic_import_warnings: list[str] = []
+        self._library_warnings: list[str] = []
         self._exists: dict[str, bool] = {}
         self._submodule_loaders: dict[str, bool] = {}
 
@@ -262,6 +263,14 @@ class DependencyResolver:
             decision.context = err.reason
             return []
         self._dynamic_import_warnings.extend(scan.warnings)
+        libraries = libraries_beside(source)
+        if libraries:
+            self._library_warnings.append(
+                f"{source.name} looks for files beside its own ({source.origin}), where "
+                f"compiled libraries lie that a package cannot hold: {', '.join(libraries)}. "
+                "Loaded from the package, it will not find them. If the model needs them, "
+                f'extern("{source.name}") so that the installed library provides it.'
+            )
         dependencies: dict[str, None] = {}
         for ref in scan.imports:
             # `from pkg import sub` needs only pkg.sub when sub is a submodule.
@@ -307,6 +316,9 @@ class DependencyResolver:
                 stacklevel=3,
             )
             self._dynamic_import_warnings.clear()
+        for message in self._library_warnings:
+            warnings.warn(message, stacklevel=3)
+        self._library_warnings.clear()
         broken = False
         for name, decision in self.decisions.items():
             if decision.problem is not None:

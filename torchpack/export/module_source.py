@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import types
 from dataclasses import dataclass
@@ -185,6 +186,30 @@ def _source_of(
     return ModuleSource(
         name, False, origin=filename, problem=PackagingErrorReason.SOURCE_FILE_NOT_FOUND
     )
+
+
+# Compiled libraries that code may load by path (ctypes, torch.ops.load_library, a loader of
+# its own), beside Python's own extension suffixes.
+_LIBRARY_SUFFIXES = (*importlib.machinery.EXTENSION_SUFFIXES, ".so", ".dylib", ".dll")
+
+
+@functools.cache
+def _libraries_in(folder: str) -> tuple[str, ...]:
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return ()
+    return tuple(name for name in names if name.endswith(_LIBRARY_SUFFIXES) or ".so." in name)
+
+
+def libraries_beside(source: ModuleSource) -> tuple[str, ...]:
+    """The compiled libraries in the folder of ``source``'s file, if its code looks for files
+    beside itself (mentions ``__file__``): a package holds none of them, so such code (as
+    torchvision's extension module, which loads its operators from _C.so) finds them missing.
+    """
+    if source.origin is None or source.source is None or b"__file__" not in source.source:
+        return ()
+    return _libraries_in(os.path.dirname(source.origin))
 
 
 def _read_source_file(name: str, is_package: bool, filename: str) -> ModuleSource:
