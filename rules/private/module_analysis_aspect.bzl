@@ -51,10 +51,8 @@ def _analyze(ctx, source, python, analyzer):
         env = {"PYTHONPATH": import_root(ctx.attr._analyzer.label)},
         mnemonic = "TorchpackAnalyze",
         progress_message = "Analysing the imports of {}".format(source.short_path),
-        execution_requirements = {
-            "supports-workers": "1",
-            "requires-worker-protocol": "json",
-        },
+        # Bazel's default (proto) worker protocol: no flag needed on any Bazel from 4 to 8.
+        execution_requirements = {"supports-workers": "1"},
     )
     return output
 

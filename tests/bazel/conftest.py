@@ -139,10 +139,6 @@ def copy_workspace(destination: Path) -> Path:
     destination.mkdir(parents=True)
     for name in WORKSPACE_FILES:
         shutil.copy2(REPO_ROOT / name, destination / name)
-    # Written by scripts/setup.sh for Bazel 4 and 5 only.
-    legacy_flags = REPO_ROOT / "legacy_bazel.bazelrc"
-    if legacy_flags.exists():
-        shutil.copy2(legacy_flags, destination / legacy_flags.name)
     ignored = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in WORKSPACE_FOLDERS:
         shutil.copytree(REPO_ROOT / name, destination / name, ignore=ignored, symlinks=True)
