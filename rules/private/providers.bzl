@@ -3,8 +3,7 @@
 TorchpackPythonInfo = provider(
     doc = "The host Python that runs torchpack's actions, with the fingerprints actions depend on.",
     fields = {
-        "path": "Absolute path of the interpreter (its real sys.executable).",
-        "launcher": "File: a shell script that runs the interpreter with its arguments.",
+        "launcher": "File: runs the interpreter with its arguments; its text names no path.",
         "python_version": "File: implementation and version; an input of analysis actions.",
         "fingerprint": "File: version plus every installed distribution; an input of links.",
     },

@@ -37,7 +37,7 @@ def _torch_package_impl(ctx):
     for dep in deps:
         roots[import_root(dep.label)] = None
     ctx.actions.run(
-        executable = python.path,
+        executable = python.launcher,
         arguments = ["-m", "torchpack", "build", args],
         inputs = depset([python.fingerprint], transitive = [code, analyses, data]),
         outputs = [archive],
@@ -58,7 +58,7 @@ def _torch_package_impl(ctx):
 
 torch_package = rule(
     implementation = _torch_package_impl,
-    doc = """Runs `entry` in the host interpreter and writes what it returns as `<name>.pt`.
+    doc = """Runs `entry` in the interpreter of `@torchpack_python` and writes what it returns as `<name>.pt`.
 
 The entry, `module:function`, is called with a dict from each `data` file's workspace-relative
 path to a path it can open, and returns one object (saved as `model/model.pkl`) or a dict from
