@@ -13,6 +13,8 @@ ModuleAnalysisInfo = provider(
     doc = "Per-module import analyses of a target's Python sources and of its transitive deps.",
     fields = {
         "analyses": "depset of JSON files, one per .py file (see torchpack.analysis.module_analysis).",
+        "package_data": "depset of `name=path` strings, one per file in `data`: `name` is its " +
+                        "path below its import root (`pkg/sub/vocab.txt`), `path` its exec path.",
     },
 )
 
