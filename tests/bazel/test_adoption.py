@@ -267,7 +267,7 @@ def test_a_pattern_that_matches_nothing_fails_the_build_unless_allowed(clone_a):
         (typo / "BUILD.bazel").write_text(build_file.format(allow_empty=""))
         result = clone_a.bazel("build", "//typo:typo_pkg", check=False)
         assert result.returncode != 0
-        assert "intern(GlobGroup(include=['modles.**']" in result.stderr
+        assert "intern('modles.**')" in result.stderr
         assert "allow_empty = True" in result.stderr
         allowed = build_file.format(allow_empty="\n    allow_empty = True,")
         (typo / "BUILD.bazel").write_text(allowed)

@@ -134,12 +134,19 @@ def package_data_resources(
     """``(package, resource, path)`` of each data file that lies inside an interned package.
 
     The deepest module among the file's folders decides: it is packaged if that module is
-    interned, not if it is mocked or extern (``left_out``). It is saved under its own folder,
-    so that its record is its path: with ``a.b`` interned, ``a/b/c/d.txt`` (``c`` need not be
-    a package) is ``a.b.c``'s resource ``d.txt``, where ``importlib.resources.files(a.b) /
-    "c/d.txt"`` looks.
+    interned or the parent package of an interned one (a placeholder in the archive, whose
+    resources are still read from it), not if it is mocked or extern (``left_out``). It is
+    saved under its own folder, so that its record is its path: with ``a.b`` interned,
+    ``a/b/c/d.txt`` (``c`` need not be a package) is ``a.b.c``'s resource ``d.txt``, where
+    ``importlib.resources.files(a.b) / "c/d.txt"`` looks.
     """
-    decided = dict.fromkeys(left_out, False) | dict.fromkeys(interned, True)
+    interned = list(interned)
+    parents = (name[:index] for name in interned for index, char in enumerate(name) if char == ".")
+    decided = (
+        dict.fromkeys(parents, True)
+        | dict.fromkeys(left_out, False)
+        | dict.fromkeys(interned, True)
+    )
     resources = []
     for name, path in sorted(files.items()):
         folders, _, file_name = name.rpartition("/")
