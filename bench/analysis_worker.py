@@ -4,18 +4,20 @@ Usage: ``python bench/analysis_worker.py [--repeat N]``.
 
 Runs ``python -S -m torchpack.bazel.analyze`` the way Bazel does, over every ``.py`` file of
 torchpack and the examples: once as one process per file (what a plain action costs), once as
-a single persistent worker fed JSON WorkRequests. Prints milliseconds per file and the ratio.
+a single persistent worker fed WorkRequests in Bazel's proto protocol. Prints milliseconds per
+file and the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from torchpack.bazel.worker_protocol import WorkRequest, read_response, write_request
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,13 +54,11 @@ def worker(requests: list[list[str]]) -> float:
         cwd=REPO,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        text=True,
     )
-    for arguments in requests:
-        process.stdin.write(json.dumps({"arguments": arguments}))
-        process.stdin.flush()
-        response = json.loads(process.stdout.readline())
-        assert response["exitCode"] == 0, response
+    for request_id, arguments in enumerate(requests, start=1):
+        write_request(process.stdin, WorkRequest(arguments, request_id))
+        response = read_response(process.stdout)
+        assert response is not None and response.exit_code == 0, response
     process.stdin.close()
     process.wait()
     return time.perf_counter() - start

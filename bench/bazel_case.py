@@ -56,7 +56,7 @@ def _copy_tracked_files(destination: Path) -> None:
     listed = subprocess.run(
         ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True
     ).stdout
-    # Plus the Bazel settings scripts/setup.sh writes for this machine (.bazelrc imports them).
+    # Plus this machine's untracked Bazel settings (user.bazelrc, which .bazelrc imports).
     local_settings = [p.name for p in REPO_ROOT.glob("*.bazelrc")]
     for name in [*filter(None, listed.decode().split("\0")), *local_settings]:
         source = REPO_ROOT / name

@@ -1,6 +1,8 @@
-"""Public API of torchpack's Bazel rules. The implementation lives in `rules/private/`.
+"""The rules: `torch_package`, `torch_package_test`, and their providers.
 
-    load("//rules:torch_package.bzl", "torch_package", "torch_package_test")
+    load("@torchpack//rules:torch_package.bzl", "torch_package", "torch_package_test")
+
+The implementation lives in `rules/private/`, which users never load.
 """
 
 load("//rules/private:providers.bzl", _ModuleAnalysisInfo = "ModuleAnalysisInfo", _TorchPackageInfo = "TorchPackageInfo")

@@ -35,10 +35,3 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${sudo[@]}" service nginx stop >/dev/null 2>&1 || true
   fi
 fi
-
-# Bazel 4 and 5 need a flag for JSON persistent workers that Bazel 6+ rejects (see .bazelrc).
-case "$(bazel --version 2>/dev/null || true)" in
-  "bazel no_version" | "bazel 4."* | "bazel 5."*)
-    echo "build --experimental_worker_allow_json_protocol" >legacy_bazel.bazelrc ;;
-  *) rm -f legacy_bazel.bazelrc ;;
-esac

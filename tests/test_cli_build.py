@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import torch
 from conftest import REPO_ROOT, records_of
 
 from torchpack import PackageImporter
+from torchpack.cli.build import package_data_resources
 
 MODELS = {
     "shop/__init__.py": "",
@@ -111,10 +113,82 @@ def test_patterns_apply_in_command_line_order(shop, tmp_path):
     build(
         shop,
         *("--entry", "shop.model:single", "--intern", "shop.**", "--mock", "shop.training.**"),
-        *("-o", str(out)),
+        # The --mock pattern is left with no module: allowed, or the build would stop.
+        *("--allow-empty", "-o", str(out)),
     )
     # --intern came first: shop.training.loop is interned, its json import externed.
     assert "json" in PackageImporter(out).extern_modules
+
+
+@pytest.mark.parametrize("kind", ["intern", "extern", "mock"])
+def test_a_pattern_that_matches_nothing_fails_unless_allowed(shop, tmp_path, kind):
+    out = tmp_path / "typo.pt"
+    arguments = ["--entry", "shop.model:single", f"--{kind}", "shpo.**", "--intern", "shop.**"]
+    result = build(shop, *arguments, "-o", str(out), check=False)
+    assert result.returncode == 1
+    assert f"{kind}('shpo.**')" in result.stderr
+    assert "allow_empty = True" in result.stderr and "--allow-empty" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+    build(shop, *arguments, "--allow-empty", "-o", str(out))
+
+
+def test_data_files_inside_interned_packages_become_their_resources(shop, tmp_path):
+    files = {
+        "shop/readme.txt": "the shop",
+        "shop/assets/scale.txt": "3.0",  # assets/ is no package: a resource of shop
+        "elsewhere/other.txt": "not packaged",
+    }
+    arguments = []
+    for name, text in files.items():
+        path = tmp_path / "data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        arguments += ["--package-data", f"{name}={path}"]
+    out = tmp_path / "resources.pt"
+    result = build(
+        shop,
+        *("--entry", "shop.model:single", "--mock", "shop.training.**", "--intern", "shop.**"),
+        *arguments,
+        *("-o", str(out)),
+    )
+    assert "2 data file(s) saved as resources" in result.stderr
+    assert {"shop/readme.txt", "shop/assets/scale.txt"} <= records_of(out)
+    importer = PackageImporter(out)
+    shop_package = importer.import_module("shop")
+    assert (importlib.resources.files(shop_package) / "assets/scale.txt").read_text() == "3.0"
+    assert importer.load_text("shop", "readme.txt") == "the shop"
+
+
+def test_the_deepest_module_above_a_data_file_decides_whether_it_is_packaged():
+    names = ["a/x.txt", "a/b/y.txt", "a/b/c/z.txt", "a/mocked/w.txt", "elsewhere/v.txt"]
+    resources = package_data_resources(
+        {name: Path(name) for name in names}, interned=["a", "a.b"], left_out=["a.mocked"]
+    )
+    assert resources == [  # in the order of their names
+        ("a.b.c", "z.txt", Path("a/b/c/z.txt")),
+        ("a.b", "y.txt", Path("a/b/y.txt")),
+        ("a", "x.txt", Path("a/x.txt")),
+    ]
+
+
+def test_a_resource_both_returned_and_in_package_data_is_an_error(shop, tmp_path):
+    (shop / "shop" / "documented.py").write_text(
+        "from shop.model import Scaler\n\n"
+        "def build(data):\n"
+        "    return {'model/model.pkl': Scaler(1.0), 'shop/readme.txt': 'returned'}\n"
+    )
+    readme = tmp_path / "readme.txt"
+    readme.write_text("a data file")
+    out = tmp_path / "twice.pt"
+    result = build(
+        shop,
+        *("--entry", "shop.documented:build", "--intern", "shop.**"),
+        *("--package-data", f"shop/readme.txt={readme}", "-o", str(out)),
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"returned shop/readme.txt, which is also the data file {readme}" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
 
 
 def test_cache_dir_skips_analysis_on_the_second_build(shop, tmp_path):
@@ -162,8 +236,7 @@ def test_packaging_errors_name_the_module(shop, tmp_path):
 def test_builds_run_under_a_fixed_hash_seed(shop, tmp_path):
     """Set order inside the entry (and in torch.jit) must not change the archive."""
     (shop / "seeded.py").write_text(
-        "def build(data):\n"
-        "    return {'notes/order.txt': ','.join(set('abcdefghijklmnop'))}\n"
+        "def build(data):\n    return {'notes/order.txt': ','.join(set('abcdefghijklmnop'))}\n"
     )
     archives = []
     for seed in ("random", "1", "0"):

@@ -251,7 +251,7 @@ def test_allow_empty_false_that_matches_nothing_raises_at_close(
     tmp_path: Path, tree, action: str
 ) -> None:
     target = tmp_path / "out.pt"
-    with pytest.raises(EmptyMatchError, match=re.escape("nothing_like_this")):
+    with pytest.raises(EmptyMatchError, match=re.escape(f"{action}('nothing_like_this.**')")):
         with PackageExporter(target) as exporter:
             getattr(exporter, action)("nothing_like_this.**", allow_empty=False)
             exporter.intern("**")

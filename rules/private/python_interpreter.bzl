@@ -4,7 +4,6 @@ load(":providers.bzl", "TorchpackPythonInfo")
 
 def _torchpack_interpreter_impl(ctx):
     return [TorchpackPythonInfo(
-        path = ctx.attr.path,
         launcher = ctx.executable.launcher,
         python_version = ctx.file.python_version,
         fingerprint = ctx.file.fingerprint,
@@ -12,18 +11,14 @@ def _torchpack_interpreter_impl(ctx):
 
 torchpack_interpreter = rule(
     implementation = _torchpack_interpreter_impl,
-    doc = "The Python interpreter found by `torchpack_python` (generated; not for direct use).",
+    doc = "The Python interpreter found by torchpack_register_toolchains (generated; not for direct use).",
     attrs = {
-        "path": attr.string(
-            mandatory = True,
-            doc = "Absolute path of the interpreter.",
-        ),
         "launcher": attr.label(
             allow_single_file = True,
             executable = True,
             cfg = "exec",
             mandatory = True,
-            doc = "Shell script that runs the interpreter with its arguments.",
+            doc = "Shell script that runs the interpreter with its arguments, the same on every machine.",
         ),
         "python_version": attr.label(
             allow_single_file = True,

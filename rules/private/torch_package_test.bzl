@@ -16,7 +16,8 @@ def torch_package_test(
 
     The test's first argument is the archive's runfiles path; its runfiles hold the archive,
     torchpack and the interpreter's fingerprint but not the model's source, so a package that is
-    not self-contained fails.
+    not self-contained fails. The test may sit in any package, above the model's too, and the
+    repository holding torchpack may have any name (even `torchpack`).
     `torchpack.bazel.package_test` has helpers to open the archive (checking that the packaged
     modules cannot be imported from anywhere else) and to compare the model's output with the
     one recorded at build time.
@@ -40,6 +41,9 @@ def torch_package_test(
         # The fingerprint: a cached result must not outlive a change of torch.
         data = [package, Label("@torchpack_python//:fingerprint.txt")] + data,
         deps = [Label("//:torchpack")] + deps,
+        # Bazel would write an empty __init__.py at the root of every external repository's
+        # runfiles: for a repository named `torchpack`, it hides the real package.
+        legacy_create_init = 0,
         python_version = "PY3",
         size = size,
         **kwargs

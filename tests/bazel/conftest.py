@@ -1,8 +1,9 @@
-"""Real Bazel builds of the examples, in throw-away copies of the workspace.
+"""Real Bazel builds in throw-away workspaces: copies of this one, and workspaces that adopt it.
 
-Every checkout gets its own output base inside the test's temporary folder (one shared
+Every workspace gets its own output base inside the test's temporary folder (one shared
 ``--output_user_root``, so Bazel unpacks itself once); every server started is shut down at
-the end. The interpreter is this test run's own (``TORCHPACK_PYTHON``).
+the end. The interpreter is this test run's own (``TORCHPACK_PYTHON``) unless a workspace
+brings its own.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class Spawn:
 class BuildResult:
     stderr: str
     spawns: list[Spawn]
+    stdout: str = ""
 
     def executed(self, mnemonic: str) -> list[str]:
         """Outputs of the ``mnemonic`` actions that really ran (not served by a cache)."""
@@ -85,11 +87,13 @@ def read_execution_log(path: Path) -> list[Spawn]:
 
 @dataclass
 class Checkout:
-    """A copy of the workspace with its own Bazel output base."""
+    """A workspace with its own Bazel output base."""
 
     root: Path
     output_base: Path
     output_user_root: Path
+    # $TORCHPACK_PYTHON for every command; None leaves the choice to the workspace.
+    torchpack_python: str | None = sys.executable
     logs: list[Path] = field(default_factory=list)
     built: BuildResult | None = None  # the first build, for tests that compare with it
 
@@ -103,7 +107,10 @@ class Checkout:
             "--max_idle_secs=600",
             *args,
         ]
-        env = dict(os.environ, TORCHPACK_PYTHON=sys.executable)
+        env = dict(os.environ)
+        env.pop("TORCHPACK_PYTHON", None)
+        if self.torchpack_python is not None:
+            env["TORCHPACK_PYTHON"] = self.torchpack_python
         result = subprocess.run(
             command,
             cwd=self.root,
@@ -116,18 +123,19 @@ class Checkout:
             assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stderr[-6000:]}"
         return result
 
-    def build(self, *args: str) -> BuildResult:
+    def build(self, *args: str, command: str = "build") -> BuildResult:
+        """``bazel build`` (or ``command``), with the spawns of its execution log."""
         log = self.root.parent / f"{self.root.name}-exec-{len(self.logs)}.json"
         self.logs.append(log)
-        result = self.bazel("build", f"--execution_log_json_file={log}", *args)
-        return BuildResult(result.stderr, read_execution_log(log))
+        result = self.bazel(command, f"--execution_log_json_file={log}", *args)
+        return BuildResult(result.stderr, read_execution_log(log), result.stdout)
 
-    def package_hashes(self) -> dict[str, str]:
-        """sha256 of every torch_package archive in bazel-bin, by workspace path."""
+    def package_hashes(self, pattern: str = "examples/models/*.pt") -> dict[str, str]:
+        """sha256 of the torch_package archives in bazel-bin matching ``pattern``."""
         bin_dir = Path(self.bazel("info", "bazel-bin").stdout.strip())
         return {
             str(path.relative_to(bin_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(bin_dir.glob("examples/models/*.pt"))
+            for path in sorted(bin_dir.glob(pattern))
         }
 
     def shutdown(self) -> None:
@@ -139,10 +147,6 @@ def copy_workspace(destination: Path) -> Path:
     destination.mkdir(parents=True)
     for name in WORKSPACE_FILES:
         shutil.copy2(REPO_ROOT / name, destination / name)
-    # Written by scripts/setup.sh for Bazel 4 and 5 only.
-    legacy_flags = REPO_ROOT / "legacy_bazel.bazelrc"
-    if legacy_flags.exists():
-        shutil.copy2(legacy_flags, destination / legacy_flags.name)
     ignored = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in WORKSPACE_FOLDERS:
         shutil.copytree(REPO_ROOT / name, destination / name, ignore=ignored, symlinks=True)
@@ -151,15 +155,24 @@ def copy_workspace(destination: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def bazel_checkouts(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """``make(name)`` returns a fresh workspace copy at its own path with its own output base."""
+    """``make(name)`` returns a fresh workspace copy at its own path with its own output base.
+
+    ``make(name, populate, torchpack_python)`` lets ``populate(folder)`` write the workspace
+    instead, and runs Bazel with that ``$TORCHPACK_PYTHON`` (None: unset).
+    """
     if shutil.which("bazel") is None:
         pytest.fail("bazel is not installed: run `bash scripts/setup.sh` (installs it with apt)")
     base = tmp_path_factory.mktemp("bazel")
     output_user_root = base / "user_root"
     checkouts: list[Checkout] = []
 
-    def make(name: str) -> Checkout:
-        checkout = Checkout(copy_workspace(base / name), base / f"{name}-out", output_user_root)
+    def make(
+        name: str,
+        populate: Callable[[Path], object] = copy_workspace,
+        torchpack_python: str | None = sys.executable,
+    ) -> Checkout:
+        populate(base / name)
+        checkout = Checkout(base / name, base / f"{name}-out", output_user_root, torchpack_python)
         checkouts.append(checkout)
         return checkout
 

@@ -2,22 +2,21 @@
 
 ``python -S -m torchpack.bazel.analyze --module NAME [--is-package] --source F --output OUT``
 (arguments may come from an ``@params`` file). With ``--persistent_worker`` it serves Bazel's
-JSON worker protocol instead: one WorkRequest per stdin line, one WorkResponse per stdout line,
-so one interpreter start-up serves every analysis of a build. Must stay torch-free.
+persistent worker protocol instead (the default proto form, see ``worker_protocol``), so one
+interpreter start-up serves every analysis of a build. Must stay torch-free.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 from torchpack.analysis.import_scanner import ImportAnalysisError
 from torchpack.analysis.module_analysis import analyze_module
+from torchpack.bazel.worker_protocol import WorkResponse, read_requests, write_response
 
 
 class _ArgumentError(Exception):
@@ -47,46 +46,23 @@ def analyze_file(arguments: Sequence[str]) -> None:
     Path(options.output).write_text(analysis.to_json(), encoding="utf-8")
 
 
-def read_requests(fd: int) -> Iterator[dict]:
-    """The WorkRequests read from file descriptor ``fd``: JSON objects one after another.
+def serve(requests: BinaryIO, responses: BinaryIO) -> None:
+    """The persistent worker loop (singleplex): one WorkResponse per WorkRequest, in order.
 
-    Bazel 4 pretty-prints each request over several lines and ends it without a newline, so
-    requests are cut out of whatever bytes have arrived, not read line by line.
+    Nothing else may be written to ``responses``: Bazel reads it as protobuf messages.
     """
-    decoder = json.JSONDecoder()
-    pending = ""
-    while chunk := os.read(fd, 1 << 16):
-        pending += chunk.decode("utf-8")
-        while True:
-            pending = pending.lstrip()
-            try:
-                request, end = decoder.raw_decode(pending)
-            except json.JSONDecodeError:
-                break  # incomplete: wait for more bytes
-            yield request
-            pending = pending[end:]
-
-
-def serve(requests: int, responses: TextIO) -> None:
-    """The persistent worker loop (JSON protocol, singleplex) on file descriptor ``requests``."""
     for request in read_requests(requests):
         try:
-            analyze_file(request.get("arguments", []))
+            analyze_file(request.arguments)
             exit_code, output = 0, ""
         except (_ArgumentError, ImportAnalysisError, OSError) as err:
             exit_code, output = 1, str(err)
-        response = {
-            "exitCode": exit_code,
-            "output": output,
-            "requestId": request.get("requestId", 0),
-        }
-        responses.write(json.dumps(response) + "\n")
-        responses.flush()
+        write_response(responses, WorkResponse(exit_code, output, request.request_id))
 
 
 def main(argv: Sequence[str]) -> int:
     if "--persistent_worker" in argv:
-        serve(sys.stdin.fileno(), sys.stdout)
+        serve(sys.stdin.buffer, sys.stdout.buffer)
         return 0
     try:
         analyze_file(argv)

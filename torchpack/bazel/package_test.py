@@ -11,6 +11,7 @@ A test script receives the archive's path as its first argument (the rule passes
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -54,6 +55,23 @@ def assert_source_not_visible(archive: str | Path) -> None:
         )
 
 
+def import_from_runfiles_only() -> None:
+    """Replace the test script's source folder on ``sys.path`` with its runfiles folder.
+
+    Python puts the script's folder first on ``sys.path`` after resolving symlinks, and Bazel's
+    runfiles are symlinks into the source tree: a test beside or above the model's code would
+    import that code from the source tree. The runfiles folder holds only what the test
+    declares, and still lets the script import the files beside it that it lists in ``srcs``.
+    """
+    script = sys.argv[0] if sys.argv else ""
+    if not script.endswith(".py"):
+        return
+    runfiles_folder = os.path.dirname(os.path.abspath(script))
+    source_folder = os.path.dirname(os.path.realpath(script))
+    if source_folder != runfiles_folder:
+        sys.path[:] = [runfiles_folder if entry == source_folder else entry for entry in sys.path]
+
+
 def open_package(argv: list[str] | None = None) -> Any:
     """The ``PackageImporter`` of the archive named by the first argument."""
     from torchpack import PackageImporter
@@ -61,6 +79,7 @@ def open_package(argv: list[str] | None = None) -> Any:
     arguments = sys.argv[1:] if argv is None else argv
     if not arguments:
         raise SystemExit("usage: TEST ARCHIVE (torch_package_test passes the archive)")
+    import_from_runfiles_only()
     assert_source_not_visible(arguments[0])
     return PackageImporter(arguments[0])
 

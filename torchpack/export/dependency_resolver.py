@@ -331,7 +331,7 @@ class DependencyResolver:
             raise PackagingError(self.graph, debug)
         unmatched = self.actions.unmatched()
         if unmatched:
-            listed = ", ".join(f"{rule.action.value}({rule.pattern})" for rule in unmatched)
+            listed = ", ".join(str(rule) for rule in unmatched)
             raise EmptyMatchError(
                 f"Exporter did not match any modules to {listed}, which was marked as "
                 "allow_empty=False. Fix the pattern or pass allow_empty=True."

@@ -26,6 +26,14 @@ class ActionRule:
     allow_empty: bool
     matched: bool = False
 
+    def __str__(self) -> str:
+        """The call that declared the rule: ``intern('models.**', exclude=['models.x'])``."""
+        include = self.pattern.include_patterns
+        arguments = repr(include[0]) if len(include) == 1 else repr(list(include))
+        if self.pattern.exclude_patterns:
+            arguments += f", exclude={list(self.pattern.exclude_patterns)!r}"
+        return f"{self.action.value}({arguments})"
+
 
 class ActionTable:
     """The declared rules, consulted first match first."""

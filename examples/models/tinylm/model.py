@@ -50,9 +50,6 @@ def build(data: dict[str, object]) -> dict[str, object]:
     model = TinyLM(len(tokenizer.tokens)).eval()
     text = "the cat sat on the mat"
     ids = torch.tensor([tokenizer.encode(text)])
-    return {
-        **model_with_example(model, ids, text=text),
-        "model/tokenizer.pkl": tokenizer,
-        # The resource the packaged tokenizer reads through importlib.resources.
-        "examples.models.tinylm/vocab.txt": "\n".join(tokenizer.tokens) + "\n",
-    }
+    # The vocabulary the packaged tokenizer reads through importlib.resources is not returned:
+    # it is a data file of the interned py_library, which torch_package saves as a resource.
+    return {**model_with_example(model, ids, text=text), "model/tokenizer.pkl": tokenizer}
