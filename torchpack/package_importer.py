@@ -2,10 +2,11 @@
 
 Modules of a package live in the importer's own ``modules`` table; their names carry the
 importer's ``<torch_package_N>.`` prefix, and ``sys.modules`` knows them only by that name.
-Packaged code imports through the importer (its ``__import__`` replaces the builtin one in
-their globals, and a process-wide ``sys.meta_path`` finder sends ``importlib`` calls with
-mangled names to it): interned modules come from the archive, externed ones from the running
-Python, anything else is an error.
+Packaged code imports through the importer: its ``__import__`` replaces the builtin one in
+their globals, their ``importlib.import_module`` is the importer's, and a process-wide
+``sys.meta_path`` finder hands it what reaches Python's import machinery with its names.
+Interned modules come from the archive, externed ones from the running Python, anything else
+is an error.
 """
 
 from __future__ import annotations
@@ -448,9 +449,9 @@ class PackageImporter(Importer):
             )
             return None
 
-    def _compile(self, source: bytes, source_record: str, mangled_file: str) -> types.CodeType:
+    def _compile(self, source: bytes, source_record: str, file_name: str) -> types.CodeType:
         try:
-            return compile(source, mangled_file, "exec", dont_inherit=True)
+            return compile(source, file_name, "exec", dont_inherit=True)
         except (SyntaxError, ValueError) as err:
             # SyntaxError also covers source that is not valid UTF-8 (or its declared coding).
             raise MalformedArchiveError(

@@ -44,22 +44,22 @@ def metadata_records(tops: Iterable[tuple[str, Path]]) -> dict[str, bytes]:
         if folder not in by_folder:
             by_folder[folder] = list(importlib.metadata.distributions(path=[str(folder)]))
         for distribution in by_folder[folder]:
+            if not _provides(distribution, top):
+                continue
             text = distribution.read_text("METADATA")
             name = distribution.metadata["Name"] if text else None
-            if not name or top not in _top_level_names(distribution):
+            if not name:
                 continue
             record = metadata_record(normalize_distribution_name(name), distribution.version)
             records[record] = text.encode("utf-8")
     return dict(sorted(records.items()))
 
 
-def _top_level_names(distribution: importlib.metadata.Distribution) -> set[str]:
+def _provides(distribution: importlib.metadata.Distribution, top: str) -> bool:
+    """Whether ``distribution`` installs the top-level module or package ``top``."""
     listed = distribution.read_text("top_level.txt")
     if listed:
-        return {line.strip() for line in listed.splitlines() if line.strip()}
-    names = set()
-    for file in distribution.files or ():
-        first = file.parts[0] if file.parts else ""
-        if len(file.parts) > 1 or first.endswith(".py"):
-            names.add(first.removesuffix(".py"))
-    return names
+        return top in listed.split()
+    # RECORD lines are "path,hash,size"; read as text (torch's has tens of thousands).
+    installed = "\n" + (distribution.read_text("RECORD") or "")
+    return f"\n{top}/" in installed or f"\n{top}.py," in installed
