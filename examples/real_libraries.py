@@ -19,10 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Never reach a hub: every model here is built from a config.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
 # Compiled or heavy dependencies the loading environment provides. (transformers uses
 # torchvision when it is installed; the torchvision case interns it: the first pattern wins.)
 HEAVY = [
@@ -177,6 +173,9 @@ def export(name: str, path: str | os.PathLike[str], exporter_class: Any = None) 
     """Build case ``name``, package it at ``path`` (model and ``(inputs, output)`` example),
     and return the seconds the export took. ``exporter_class`` defaults to torchpack's;
     torch.package's takes the same calls."""
+    # Never reach a hub: every model here is built from a config.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import torch
 
     if exporter_class is None:

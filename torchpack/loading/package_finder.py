@@ -101,18 +101,19 @@ class PackageFinder:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: Any = None
     ) -> importlib.machinery.ModuleSpec | None:
-        caller = _importing_code()
+        if not _owners:
+            return None
         if is_mangled(fullname):
             prefix = get_mangle_prefix(fullname)
             owner = _owners.get(prefix)
-            if owner is None or not _runs_code_of(caller, prefix, owner):
+            if owner is None or not _runs_code_of(_importing_code(), prefix, owner):
                 return None
             name = demangle(fullname)
             if not name:
                 # `<torch_package_0>` itself: Python imports it before the package's modules.
                 return importlib.machinery.ModuleSpec(fullname, _PrefixLoader(), is_package=True)
             return importlib.machinery.ModuleSpec(fullname, _PackagedModuleLoader(owner, name))
-        owner = _owner_of_folders(path) if path else _owner_of_file(caller)
+        owner = _owner_of_folders(path) if path else _owner_of_file(_importing_code())
         if owner is None or not owner.provides(fullname):
             return None
         return importlib.machinery.ModuleSpec(fullname, _PackagedModuleLoader(owner, fullname))
