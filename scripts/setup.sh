@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv with torch 2.13.0 (CPU) and torchpack installed for development, and installs
+# Creates .venv with torch 2.13.0 (CPU), torchpack installed for development and the real model
+# libraries the tests package (transformers, diffusers; pinned in pyproject.toml), and installs
 # Bazel and nginx (used by the Bazel tests) from Debian when missing. Idempotent: a second run
 # only checks that everything is already there.
 set -euo pipefail
@@ -13,7 +14,12 @@ fi
 if ! .venv/bin/python -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check torch==2.13.0
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+.venv/bin/pip install --quiet --disable-pip-version-check -e '.[test,models]'
+# Nothing above may replace torch (a CUDA build would be several GB and untested here).
+.venv/bin/python -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' || {
+  echo "setup.sh: torch is no longer 2.13.0 after installing the test dependencies" >&2
+  exit 1
+}
 
 # Debian's bazel-bootstrap (Bazel 4.2.3) is the Bazel that installs offline; see README.
 missing=()

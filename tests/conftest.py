@@ -50,20 +50,23 @@ def source_tree(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Path]]:
 
 
 def run_python(
-    code: str,
+    code: str | Path,
     *,
     cwd: Path | str | None = None,
     env: dict[str, str] | None = None,
     extra_path: list[Path] | None = None,
     timeout: float = 300,
+    args: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter (the test's own), failing loudly on error."""
+    """Run ``code`` (or the script at a ``Path``, with ``args``) in a fresh interpreter (the
+    test's own), failing loudly on error."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     python_path = [str(REPO_ROOT), *(str(p) for p in extra_path or [])]
     full_env["PYTHONPATH"] = os.pathsep.join(python_path)
+    program = [str(code)] if isinstance(code, Path) else ["-c", textwrap.dedent(code)]
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, *program, *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,
@@ -122,3 +125,27 @@ def parse_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(module_analysis, "find_imports", counting_find_imports)
     return calls
+
+
+def refuse_imports(*top_level_names: str) -> str:
+    """Python code that makes the real ``top_level_names`` unimportable in the process that
+    runs it (a ``sys.meta_path`` finder refusing them), so that a package proves it carries
+    its own copy. Modules already imported are dropped first."""
+    return textwrap.dedent(
+        f"""
+        import sys as _sys
+
+        class _RefuseImports:
+            names = {set(top_level_names)!r}
+
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] in self.names:
+                    raise ImportError(f"{{name}} must come from the package, not from sys.path")
+                return None
+
+        for _name in list(_sys.modules):
+            if _name.partition(".")[0] in _RefuseImports.names:
+                del _sys.modules[_name]
+        _sys.meta_path.insert(0, _RefuseImports())
+        """
+    )

@@ -11,7 +11,7 @@ from conftest import REPO_ROOT
 CONFORMANCE = REPO_ROOT / "tests" / "conformance"
 
 
-def test_conformance_suite_passes_with_torch_package_swapped_for_torchpack() -> None:
+def test_conformance_suite_passes_with_torch_package_swapped_for_torchpack(tmp_path) -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -22,6 +22,11 @@ def test_conformance_suite_passes_with_torch_package_swapped_for_torchpack() -> 
             "-q",
             "-p",
             "no:cacheprovider",
+            # Its own temporary folder: pytest's default one is shared by every pytest run of
+            # the user, and clearing other runs' old folders there can fail (deeply nested
+            # corpora) after every test passed.
+            "--basetemp",
+            str(tmp_path / "conformance"),
             str(CONFORMANCE),
         ],
         capture_output=True,

@@ -6,7 +6,6 @@ import importlib
 import importlib.machinery
 import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from conftest import read_text_record, records_of
 
 from torchpack import EmptyMatchError, PackageExporter, PackageImporter, PackagingError
 from torchpack._mock import MOCKED_MODULE_SOURCE
+from torchpack.errors import PackagingErrorReason
 
 # A C extension of an installed third-party (non-stdlib) package.
 C_EXTENSION = "markupsafe._speedups"
@@ -406,16 +406,32 @@ def test_module_whose_source_file_is_gone(tmp_path: Path, source_tree) -> None:
     assert not target.exists()
 
 
-def test_module_defined_in_main(tmp_path: Path, monkeypatch) -> None:
-    main_class = type("MainThing", (), {"__module__": "__main__"})
-    monkeypatch.setattr(sys.modules["__main__"], "MainThing", main_class, raising=False)
+@pytest.mark.parametrize("module", ["sys", "io"])
+def test_mocking_sys_or_io_fails_at_export_with_torch_packages_advice(
+    tmp_path: Path, source_tree, module: str
+) -> None:
+    # The docs' mock("**") for the rest matches them; a stub for either breaks the package at
+    # load (torch.package mocks them too), so the export refuses and says to extern them.
+    source_tree({"uses_std.py": f"import {module}\n\nVALUE = {module}.__name__\n"})
     target = tmp_path / "out.pt"
-    with pytest.raises(PackagingError, match="__main__") as info:
-        with PackageExporter(target, debug=True) as exporter:
-            exporter.save_pickle("model", "model.pkl", main_class())
-    assert set(info.value.broken_modules) == {"__main__"}
-    assert "<model.model.pkl>" in str(info.value)
+    with pytest.raises(PackagingError) as info:
+        with PackageExporter(target) as exporter:
+            exporter.intern("uses_std")
+            exporter.mock("**")
+            exporter.save_module("uses_std")
+    assert info.value.broken_modules == {module: PackagingErrorReason.STDLIB_MOCKED.value}
+    message = str(info.value)
+    assert "standard library and was matched by a mock pattern" in message
+    assert f'add it to the extern list by calling PackageExporter.extern("`{module}`")' in message
     assert not target.exists()
+
+    with PackageExporter(target) as exporter:
+        exporter.intern("uses_std")
+        exporter.extern(module)
+        exporter.mock("**")
+        exporter.save_module("uses_std")
+    assert exporter.externed_modules() == [module]
+    assert PackageImporter(target).import_module("uses_std").VALUE == module
 
 
 def test_one_packaging_error_lists_every_broken_module(tmp_path: Path, source_tree) -> None:

@@ -211,6 +211,8 @@ CASES: dict[str, Any] = {
     "quint4x2": lambda: _packed_quantized(torch.quint4x2),
     "quint2x4": lambda: _packed_quantized(torch.quint2x4),
 }
+if hasattr(torch, "bcomplex32"):  # torch 2.14: complex numbers of two bfloat16
+    CASES["bcomplex32"] = lambda: _complex(torch.bcomplex32)
 
 # Sub-byte integer dtypes exist as names only: torch.save itself cannot serialize them.
 NOT_SERIALIZABLE_BY_TORCH = {f"int{n}" for n in range(1, 8)} | {f"uint{n}" for n in range(1, 8)}

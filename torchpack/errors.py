@@ -28,8 +28,13 @@ class PackagingErrorReason(enum.Enum):
     # torchpack's own: torch.package raises these at the call instead of collecting them.
     NOT_FOUND = "Module could not be imported or found."
     DEFINED_IN_MAIN = (
-        "Object is defined in __main__, which cannot be packaged. Move its definition into a "
-        "module of its own and import it from there."
+        "Object is defined in __main__, whose source is not in a file (python -c, a notebook, "
+        "the interactive prompt), so it cannot be packaged. Move its definition into a module "
+        "of its own (or a script file) and import it from there."
+    )
+    STDLIB_MOCKED = (
+        "Module is part of the standard library and was matched by a mock pattern; code that "
+        "imports it needs the real module, which a stub cannot stand in for."
     )
 
 

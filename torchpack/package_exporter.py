@@ -25,6 +25,7 @@ from .archive.format import (
 from .archive.writer import ArchiveWriter
 from .errors import EmptyMatchError, PackagingError, PackagingErrorReason
 from .export.dependency_resolver import DependencyResolver
+from .export.distribution_metadata import metadata_records, site_folder
 from .export.hooks import ActionHook, ActionHooks, HookHandle
 from .export.module_actions import ModuleAction
 from .export.module_source import ModuleSource
@@ -267,6 +268,7 @@ class PackageExporter:
 
     def _write_modules(self) -> None:
         resolver = self._resolver
+        libraries: set[tuple[str, Path]] = set()
         for name in resolver.modules_with(ModuleAction.INTERN):
             source = resolver.decisions[name].source
             if source is None or source.source is None:
@@ -274,6 +276,12 @@ class PackageExporter:
             if is_mangled(name):
                 raise ValueError(f"refusing to save the mangled module name {name!r}")
             self._archive.write(source_record(name, source.is_package), source.source)
+            if source.origin is not None:
+                folder = site_folder(name, source.is_package, source.origin)
+                if folder is not None:
+                    libraries.add((name.partition(".")[0], folder))
+        for record, metadata in metadata_records(libraries).items():
+            self._archive.write(record, metadata)
         mocked = resolver.modules_with(ModuleAction.MOCK)
         if mocked or resolver.uses_mock_support:
             self._archive.write(MOCK_SUPPORT_RECORD, Path(_mock.__file__).read_bytes())

@@ -2,9 +2,11 @@
 
 Modules of a package live in the importer's own ``modules`` table; their names carry the
 importer's ``<torch_package_N>.`` prefix, and ``sys.modules`` knows them only by that name.
-Packaged code imports through the importer (its ``__import__`` replaces the builtin one in
-their globals): interned modules come from the archive, externed ones from the running
-Python, anything else is an error.
+Packaged code imports through the importer: its ``__import__`` replaces the builtin one in
+their globals, their ``importlib.import_module`` is the importer's, and a process-wide
+``sys.meta_path`` finder hands it what reaches Python's import machinery with its names.
+Interned modules come from the archive, externed ones from the running Python, anything else
+is an error.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import importlib.machinery
 import importlib.util
 import io
 import linecache
+import os
 import pickle
 import struct
 import sys
 import types
 import warnings
 from collections.abc import Callable, Iterable
+from importlib.metadata import Distribution
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,13 +38,24 @@ from .archive.format import (
     EXTERN_MODULES_RECORD,
     IMPORTER_MODULE,
     PYTHON_VERSION_RECORD,
+    WRITER_TRAILER_RECORDS,
     resource_record,
 )
-from .archive.reader import ArchiveSource, BackgroundChecks, ZipArchiveReader, open_archive
+from .archive.reader import (
+    ArchiveSource,
+    BackgroundChecks,
+    DirectoryArchiveReader,
+    ZipArchiveReader,
+    open_archive,
+)
 from .errors import ArchiveError, MalformedArchiveError
 from .file_structure_representation import Directory, directory_from_paths
 from .importer import Importer
+from .loading import package_finder
+from .loading.distributions import normalize_distribution_name, packaged_distributions
+from .loading.file_cache import default_cache_dir, extract_records
 from .loading.module_tree import ExternNode, ModuleTree, PackageNode
+from .loading.package_importlib import PackageImportlib
 from .loading.resources import PackageResourceReader
 from .loading.safe_globals import GlobalPolicy
 from .loading.storages import MapLocation, StorageLoader
@@ -71,6 +87,13 @@ class PackageImporter(Importer):
       of read, so loading touches only the pages tensors use; their digests and CRCs are not
       checked, since that would read every byte. Needs a path to a ZIP archive; an unzipped
       folder's storages are mapped file by file either way.
+    - ``extract``: whether packaged modules get real files. ``None`` (default): when any
+      interned source mentions ``__file__`` (code that reads files beside itself, as
+      transformers does), every record outside ``.data/`` is written once into a
+      content-addressed folder under ``cache_dir`` (default ``$TORCHPACK_CACHE_DIR``, else
+      ``~/.cache/torchpack``), and ``__file__`` / ``__path__`` point there; otherwise they are
+      torch.package's ``<torch_package_N>.pkg/mod.py`` names. ``True`` always extracts,
+      ``False`` never does. An unzipped package's own files are used, never copied.
     """
 
     modules: dict[str, Any]
@@ -84,6 +107,8 @@ class PackageImporter(Importer):
         allow_globals: GlobPattern = (),
         verify: bool | None = None,
         mmap: bool = False,
+        extract: bool | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self._archive = open_archive(file_or_buffer, verify, mmap=mmap)
         self._global_policy = GlobalPolicy(allow_globals) if safe else None
@@ -104,11 +129,19 @@ class PackageImporter(Importer):
                 )
 
         self._tree = ModuleTree(self._records, self.extern_modules)
+        self._distributions = packaged_distributions(self)
+        self._extract = extract
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self._files_root: str | None = None
+        self._files_decided = False
+        # How deep in packaged module code this importer is; see _restore_real_names.
+        self._exec_depth = 0
 
         self._mangler = PackageMangler()
         self.modules = {IMPORTER_MODULE: self}
         self._builtins = dict(builtins.__dict__)
         self._builtins["__import__"] = self.__import__
+        package_finder.register(self._mangler.prefix, self)
         # Read by torch.jit and torch.fx loaders while load_pickle runs.
         self.storage_context: Any = None
         self.last_map_location: MapLocation = None
@@ -256,7 +289,9 @@ class PackageImporter(Importer):
                 name=name,
             )
         if isinstance(node, ExternNode):
-            module = self.modules[name] = importlib.import_module(name)
+            module = self.modules[name] = (
+                PackageImportlib(self) if name == "importlib" else importlib.import_module(name)
+            )
             if parent:
                 # So that `from parent import name` finds it on a placeholder parent package.
                 setattr(self.modules[parent], name.rpartition(".")[2], module)
@@ -267,15 +302,27 @@ class PackageImporter(Importer):
     def _make_module(
         self, name: str, source_record: str | None, is_package: bool, parent: str
     ) -> types.ModuleType:
-        spec = importlib.machinery.ModuleSpec(
-            name, self, origin="<package_importer>", is_package=is_package
-        )  # type: ignore[arg-type]
+        files_root = self._ensure_files_folder()
+        if files_root is None:
+            file_name = self._mangler.mangle(source_record) if source_record else None
+            spec = importlib.machinery.ModuleSpec(
+                name, self, origin="<package_importer>", is_package=is_package
+            )  # type: ignore[arg-type]
+        else:
+            file_name = (
+                os.path.join(files_root, *source_record.split("/")) if source_record else None
+            )
+            spec = importlib.machinery.ModuleSpec(
+                name, self, origin=file_name, is_package=is_package
+            )  # type: ignore[arg-type]
+            spec.has_location = file_name is not None
+            if is_package:
+                spec.submodule_search_locations = [os.path.join(files_root, *name.split("."))]
         module = importlib.util.module_from_spec(spec)
-        mangled_file = self._mangler.mangle(source_record) if source_record else None
         module.__name__ = self._mangler.mangle(name)
         namespace = module.__dict__
         namespace.update(
-            __file__=mangled_file,
+            __file__=file_name,
             __cached__=None,
             __builtins__=self._builtins,
             __torch_package__=True,
@@ -291,22 +338,120 @@ class PackageImporter(Importer):
         if parent_module is not None:
             setattr(parent_module, child_name, module)
         if source_record is not None:
+            real_names = self._real_names_in_use() if self._exec_depth == 0 else None
+            self._exec_depth += 1
             try:
                 source = _normalize_line_endings(self._archive.read(source_record))
                 text_lines = source.decode("utf-8", errors="replace").splitlines(keepends=True)
-                linecache.cache[mangled_file] = (len(source), None, text_lines, mangled_file)
-                exec(self._compile(source, source_record, mangled_file), namespace)
+                linecache.cache[file_name] = (len(source), None, text_lines, file_name)
+                exec(self._compile(source, source_record, file_name), namespace)
             except BaseException:
                 del self.modules[name]
                 sys.modules.pop(module.__name__, None)
                 if parent_module is not None and getattr(parent_module, child_name, None) is module:
                     delattr(parent_module, child_name)
                 raise
+            finally:
+                self._exec_depth -= 1
+                if real_names is not None:
+                    self._restore_real_names(real_names)
+            replacement = sys.modules.get(module.__name__)
+            if replacement is not None and replacement is not module:
+                # The module put something else in its place (transformers' and diffusers'
+                # `sys.modules[__name__] = _LazyModule(...)`): as in Python's own import,
+                # importing it gives what sys.modules holds once its code has run.
+                self.modules[name] = replacement
+                if parent_module is not None:
+                    setattr(parent_module, child_name, replacement)
+                return replacement
         return module
 
-    def _compile(self, source: bytes, source_record: str, mangled_file: str) -> types.CodeType:
+    def _real_names_in_use(self) -> dict[str, Any]:
+        """What ``sys.modules`` holds under the real names of the package's own modules."""
+        tops = self._tree.top_level_names
+        return {name: module for name, module in sys.modules.items() if name.split(".")[0] in tops}
+
+    def _restore_real_names(self, before: dict[str, Any]) -> None:
+        """Give back the real names the package's code took while it ran.
+
+        A package's file run under its real name (transformers runs its own ``__init__.py``
+        by path) gets its imports registered by Python under real names, and registers
+        itself and aliases there; once the package's code has finished, those names are the
+        environment's again, as they were, so that another package or the user's own
+        ``import`` never gets this package's modules.
+        """
+        tops = self._tree.top_level_names
+        for name in [name for name in sys.modules if name.split(".")[0] in tops]:
+            if name not in before:
+                del sys.modules[name]
+        for name, module in before.items():
+            if sys.modules.get(name) is not module:
+                sys.modules[name] = module
+
+    def _ensure_files_folder(self) -> str | None:
+        """The folder where this package's records are files, or None (see ``extract``).
+
+        Decided once, when the first packaged module is made, so that every module of the
+        package agrees on where its files are.
+        """
+        if not self._files_decided:
+            self._files_decided = True
+            self._files_root = self._find_files_folder()
+        return self._files_root
+
+    def files_folder(self) -> str | None:
+        """The folder where this package's sources and resources are files, once its first
+        module is loaded: the extraction folder, or the unzipped package's own; None when
+        its modules have torch.package's ``<torch_package_N>`` file names."""
+        return self._files_root
+
+    def provides(self, name: str) -> bool:
+        """Whether ``name`` is one of the package's own modules (source or placeholder)."""
+        node = self._tree.find(name)
+        return node is not None and not isinstance(node, ExternNode)
+
+    def declares(self, name: str) -> bool:
+        """Whether the package holds ``name`` or lists it as extern."""
+        return name in self.modules or self._tree.find(name) is not None
+
+    def demangle(self, name: str) -> str:
+        return self._mangler.demangle(name)
+
+    def _find_files_folder(self) -> str | None:
+        if self._extract is False:
+            return None
+        records = [
+            record
+            for record in self._records
+            if not record.startswith(".data/") and record not in WRITER_TRAILER_RECORDS
+        ]
+        if self._extract is None and not any(
+            record.endswith(".py") and b"__file__" in self._archive.read(record)
+            for record in records
+        ):
+            return None
+        if isinstance(self._archive, DirectoryArchiveReader):
+            return os.path.abspath(self._archive.name)
         try:
-            return compile(source, mangled_file, "exec", dont_inherit=True)
+            return str(extract_records(self.filename, records, self._archive.read, self._cache_dir))
+        except OSError as err:
+            problem = (
+                f"cannot write its files into the cache folder {self._cache_dir} ({err}); "
+                "pass PackageImporter(..., cache_dir=...) or set TORCHPACK_CACHE_DIR to a "
+                "writable folder"
+            )
+            if self._extract:
+                raise ArchiveError(self.filename, problem) from err
+            warnings.warn(
+                f"package {self.filename}: its code reads files beside itself, but it "
+                f"{problem}; its modules get no real __file__",
+                stacklevel=5,
+            )
+            return None
+
+    def _compile(self, source: bytes, source_record: str, file_name: str) -> types.CodeType:
+        try:
+            return compile(source, file_name, "exec", dont_inherit=True)
         except (SyntaxError, ValueError) as err:
             # SyntaxError also covers source that is not valid UTF-8 (or its declared coding).
             raise MalformedArchiveError(
@@ -363,11 +508,21 @@ class PackageImporter(Importer):
     # -- loader protocol (used by linecache, inspect and importlib.resources) -------------
 
     def get_source(self, module_name: str) -> str | None:
-        module = self.import_module(demangle(module_name))
-        source_file = getattr(module, "__file__", None)
-        if source_file is None:
+        name = demangle(module_name)
+        self.import_module(name)
+        node = self._tree.find(name)
+        source_record = getattr(node, "source_record", None)
+        if source_record is None:
             return None
-        return self._archive.read(demangle(source_file)).decode("utf-8")
+        return self._archive.read(source_record).decode("utf-8")
+
+    def find_distributions(self, name: str | None) -> list[Distribution]:
+        """The distributions this package carries (all, or the one called ``name``), for
+        ``importlib.metadata`` calls made by its code."""
+        if name is None:
+            return list(self._distributions.values())
+        found = self._distributions.get(normalize_distribution_name(name))
+        return [found] if found is not None else []
 
     def get_resource_reader(self, fullname: str) -> PackageResourceReader | None:
         """The resources of package ``fullname``; None unless it is a package of this archive."""

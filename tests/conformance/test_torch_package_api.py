@@ -122,8 +122,10 @@ def test_torchscript_module(buffer, monkeypatch) -> None:
         False,
     )
     model = TwoLayer().eval()
-    scripted = torch.jit.trace(model, torch.randn(1, 4))
     x = torch.randn(5, 4)
+    # Traced on the input it is checked with: tracing records the branch `doubled` takes for
+    # that input, and another random input may take the other one.
+    scripted = torch.jit.trace(model, x)
     importer = _export(buffer, {"eager": model, "scripted": scripted}, intern="**")
     loaded = importer.load_pickle("model", "model.pkl")
     assert isinstance(loaded["scripted"], torch.jit.ScriptModule)

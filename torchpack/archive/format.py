@@ -9,6 +9,8 @@ A package is a ZIP written by PyTorch's serializer: every record is stored uncom
     .data/<key>.storage      raw bytes of one tensor storage
     .data/manifest.sha256    torchpack only: sha256 of every other record (``sha256sum`` format)
     <package>/<resource>     user files; interned modules as <a>/<b>.py or <a>/<b>/__init__.py
+    <name>-<version>.dist-info/METADATA
+                             torchpack only: the metadata of each interned library's distribution
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ MAX_READABLE_VERSION = 10
 IMPORTER_MODULE = "torch_package_importer"
 MOCK_SUPPORT_MODULE = "_mock"
 MOCK_SUPPORT_RECORD = f"{MOCK_SUPPORT_MODULE}.py"
+DIST_INFO_SUFFIX = ".dist-info"
 
 
 def storage_record(key: str) -> str:
@@ -53,6 +56,11 @@ def resource_record(package: str, resource: str) -> str:
 def source_record(module_name: str, is_package: bool) -> str:
     path = module_name.replace(".", "/")
     return f"{path}/__init__.py" if is_package else f"{path}.py"
+
+
+def metadata_record(normalized_name: str, version: str) -> str:
+    """Where a distribution's ``METADATA`` goes, as site-packages names it."""
+    return f"{normalized_name}-{version}{DIST_INFO_SUFFIX}/METADATA"
 
 
 def module_for_record(record: str) -> tuple[str, bool] | None:

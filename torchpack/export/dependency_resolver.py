@@ -22,9 +22,13 @@ from ..archive.format import IMPORTER_MODULE, MOCK_SUPPORT_MODULE
 from ..errors import DISALLOWED_MODULES, EmptyMatchError, PackagingError, PackagingErrorReason
 from ..importer import Importer
 from .module_actions import ActionTable, ModuleAction
-from .module_source import ModuleLocator, ModuleSource
+from .module_source import ModuleLocator, ModuleSource, libraries_beside
 
 _MOCK_STUB = MOCKED_MODULE_SOURCE.encode("utf-8")
+
+
+def _guards_main(source: bytes) -> bool:
+    return b"__name__" in source and b"__main__" in source
 
 
 @dataclass
@@ -48,6 +52,7 @@ class DependencyResolver:
         self.decisions: dict[str, ModuleDecision] = {}
         self._uses_mock_support = False
         self._dynamic_import_warnings: list[str] = []
+        self._library_warnings: list[str] = []
         self._exists: dict[str, bool] = {}
         self._submodule_loaders: dict[str, bool] = {}
 
@@ -139,7 +144,15 @@ class DependencyResolver:
             self.actions.mark_matches(name)
             return ModuleDecision(ModuleAction.EXTERN)
         if name == "__main__":
-            return self._located_decision(ModuleAction.INTERN, name)
+            decision = self._located_decision(ModuleAction.INTERN, name)
+            if decision.source is not None and not _guards_main(decision.source.source or b""):
+                warnings.warn(
+                    f"__main__ ({decision.source.origin}) is saved in the package, and loading "
+                    "it runs all of its top-level code: put the script's work under "
+                    '`if __name__ == "__main__":` (as multiprocessing requires)',
+                    stacklevel=5,
+                )
+            return decision
         rule = self.actions.first_match(name)
         if rule is None:
             return ModuleDecision(problem=PackagingErrorReason.NO_ACTION)
@@ -149,6 +162,10 @@ class DependencyResolver:
         if rule.action is ModuleAction.EXTERN:
             return ModuleDecision(ModuleAction.EXTERN)
         if rule.action is ModuleAction.MOCK:
+            if name.partition(".")[0] in DISALLOWED_MODULES:
+                # torch.package mocks them and the package breaks at load; its note below the
+                # reason says to extern them.
+                return ModuleDecision(ModuleAction.MOCK, problem=PackagingErrorReason.STDLIB_MOCKED)
             self._uses_mock_support = True
         return self._located_decision(rule.action, name)
 
@@ -221,7 +238,11 @@ class DependencyResolver:
     @staticmethod
     def _implicitly_extern(name: str) -> bool:
         top = name.partition(".")[0]
-        return top == "torch" or (top not in DISALLOWED_MODULES and is_stdlib_module(top))
+        # torchpack too: a script that saves its own model imports it, and whatever loads the
+        # package (torchpack, or torch.package with torchpack installed) provides it.
+        return top in ("torch", "torchpack") or (
+            top not in DISALLOWED_MODULES and is_stdlib_module(top)
+        )
 
     def _module_exists(self, name: str) -> bool:
         known = self._exists.get(name)
@@ -242,6 +263,14 @@ class DependencyResolver:
             decision.context = err.reason
             return []
         self._dynamic_import_warnings.extend(scan.warnings)
+        libraries = libraries_beside(source)
+        if libraries:
+            self._library_warnings.append(
+                f"{source.name} looks for files beside its own ({source.origin}), where "
+                f"compiled libraries lie that a package cannot hold: {', '.join(libraries)}. "
+                "Loaded from the package, it will not find them. If the model needs them, "
+                f'extern("{source.name}") so that the installed library provides it.'
+            )
         dependencies: dict[str, None] = {}
         for ref in scan.imports:
             # `from pkg import sub` needs only pkg.sub when sub is a submodule.
@@ -287,6 +316,9 @@ class DependencyResolver:
                 stacklevel=3,
             )
             self._dynamic_import_warnings.clear()
+        for message in self._library_warnings:
+            warnings.warn(message, stacklevel=3)
+        self._library_warnings.clear()
         broken = False
         for name, decision in self.decisions.items():
             if decision.problem is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import types
 from dataclasses import dataclass
@@ -116,8 +117,8 @@ class ModuleLocator:
 
     def locate(self, name: str) -> ModuleSource:
         """Find ``name``'s source; raises ``ImportError`` if the module does not exist."""
-        if name == "__main__":
-            return ModuleSource(name, False, problem=PackagingErrorReason.DEFINED_IN_MAIN)
+        if name == "__main__" and self._uses_sys_path:
+            return _main_source(sys.modules["__main__"])
         spec = _spec_of(name) if self._uses_sys_path else None
         if spec is not None:
             return _source_of(name, spec, spec.origin if spec.has_location else None)
@@ -128,6 +129,16 @@ class ModuleLocator:
                 name, None, is_package=hasattr(module, "__path__")
             )
         return _source_of(name, spec, getattr(module, "__file__", None))
+
+
+def _main_source(main: types.ModuleType) -> ModuleSource:
+    """The running script, saved as the module ``__main__``: pickles of what it defines name
+    ``__main__``, and the package provides it. Code run by ``python -c``, a notebook or the
+    interactive prompt has no file to save."""
+    file_name = getattr(main, "__file__", None)
+    if not isinstance(file_name, str) or not file_name.endswith(".py"):
+        return ModuleSource("__main__", False, problem=PackagingErrorReason.DEFINED_IN_MAIN)
+    return _read_source_file("__main__", False, file_name)
 
 
 def _source_of(
@@ -175,6 +186,30 @@ def _source_of(
     return ModuleSource(
         name, False, origin=filename, problem=PackagingErrorReason.SOURCE_FILE_NOT_FOUND
     )
+
+
+# Compiled libraries that code may load by path (ctypes, torch.ops.load_library, a loader of
+# its own), beside Python's own extension suffixes.
+_LIBRARY_SUFFIXES = (*importlib.machinery.EXTENSION_SUFFIXES, ".so", ".dylib", ".dll")
+
+
+@functools.cache
+def _libraries_in(folder: str) -> tuple[str, ...]:
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return ()
+    return tuple(name for name in names if name.endswith(_LIBRARY_SUFFIXES) or ".so." in name)
+
+
+def libraries_beside(source: ModuleSource) -> tuple[str, ...]:
+    """The compiled libraries in the folder of ``source``'s file, if its code looks for files
+    beside itself (mentions ``__file__``): a package holds none of them, so such code (as
+    torchvision's extension module, which loads its operators from _C.so) finds them missing.
+    """
+    if source.origin is None or source.source is None or b"__file__" not in source.source:
+        return ()
+    return _libraries_in(os.path.dirname(source.origin))
 
 
 def _read_source_file(name: str, is_package: bool, filename: str) -> ModuleSource:

@@ -36,6 +36,8 @@ class ModuleTree:
 
     def __init__(self, records: list[str], extern_modules: list[str]) -> None:
         self.root = PackageNode()
+        # The top-level names the package's own sources live under.
+        self.top_level_names: set[str] = set()
         self._init_folders = {
             record[: -len("/__init__.py")] for record in records if record.endswith("/__init__.py")
         }
@@ -91,6 +93,8 @@ class ModuleTree:
         package = self._package_node(folders)
         if not isinstance(package, PackageNode):
             return
+        if file_name.endswith(".py"):
+            self.top_level_names.add(record.split("/")[0].removesuffix(".py"))
         if file_name == "__init__.py":
             package.source_record = record
         elif file_name.endswith(".py") and module_for_record(record) is not None:
