@@ -55,15 +55,23 @@ class IntegrityError(ArchiveError):
 
 
 class UnsafeGlobalError(ArchiveError):
-    """``safe=True`` refused a global a pickle names: it is neither defined in a module interned
-    in the package nor on the allow list. ``allow_globals=["module.name"]`` admits it."""
+    """``safe=True`` refused a global a pickle names, or what the pickle does with it: it is
+    neither defined in a module interned in the package nor a known-harmless reconstruction
+    helper used as such (torch's tensor rebuilds, plain containers, dtypes, ``torch.nn``
+    classes instantiated without their constructor, torch functions held as values).
+    ``allow_globals=["module.name"]`` admits it as it is."""
 
-    def __init__(self, archive: str, record: str, global_name: str) -> None:
+    def __init__(
+        self, archive: str, record: str, global_name: str, reason: str | None = None
+    ) -> None:
+        reason = reason or (
+            "it is not defined in the package's own modules nor a known-harmless "
+            "reconstruction function"
+        )
         super().__init__(
             archive,
-            f"safe loading refuses the global {global_name!r}: it is not defined in the "
-            "package's own modules nor a known-harmless reconstruction function; if you trust "
-            f"it, pass allow_globals=[{global_name!r}]",
+            f"safe loading refuses the global {global_name!r}: {reason}; if you trust it, "
+            f"pass allow_globals=[{global_name!r}]",
             record,
         )
         self.global_name = global_name
@@ -80,3 +88,9 @@ class MissingModuleError(ArchiveError, ModuleNotFoundError):
             record,
         )
         self.name = module_name
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message, for one-line reports of others' exceptions."""
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__

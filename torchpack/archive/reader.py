@@ -16,7 +16,7 @@ from typing import IO, Union
 
 import torch
 
-from ..errors import ArchiveError, IntegrityError, MalformedArchiveError
+from ..errors import ArchiveError, IntegrityError, MalformedArchiveError, first_line
 from .format import MANIFEST_RECORD, VERSION_RECORD, WRITER_TRAILER_RECORDS
 from .manifest import Manifest, check_trailer_record
 from .storage_buffer import storage_buffer
@@ -141,6 +141,12 @@ class ZipArchiveReader:
         if self._mapped_fd is not None and not _same_file(self._mapped_fd, self.name):
             raise ArchiveError(self.name, "file was replaced while it was being opened; retry")
         self._records = self.index.records() if self.index else self.zip_reader.get_all_records()
+        # Bytes the archive holds: what safe loading's memory budget is measured against.
+        self.size = (
+            self.index.file_size
+            if self.index
+            else sum(self.zip_reader.get_record_size(r) for r in self._records)
+        )
         self._checks = _RecordChecks()
         self._checks.setup(self, verify)
 
@@ -157,7 +163,7 @@ class ZipArchiveReader:
             try:
                 data = self.zip_reader.get_record(name)
             except RuntimeError as err:
-                raise ArchiveError(self.name, _first_line(err), name) from None
+                raise ArchiveError(self.name, first_line(err), name) from None
             self._checks.check(self.name, name, data)
             return data
         data = self.index.read(name, crc=False)
@@ -175,7 +181,7 @@ class ZipArchiveReader:
         try:
             tensor = self.zip_reader.get_storage_from_record(name, nbytes, torch.uint8)
         except RuntimeError as err:
-            raise ArchiveError(self.name, _first_line(err), name) from None
+            raise ArchiveError(self.name, first_line(err), name) from None
         storage = tensor.untyped_storage()
         if background is not None and whole:
             background.run(lambda: self._check_storage(name, storage, whole))
@@ -252,6 +258,7 @@ class DirectoryArchiveReader:
                 if file_name in file_names:
                     records.append(path)
         self._records = records
+        self.size = sum(os.path.getsize(self._path(record)) for record in records)
         self._checks = _RecordChecks()
         check_format_version(self.name, self.read(VERSION_RECORD))
         self._checks.setup(self, verify)
@@ -339,7 +346,7 @@ def _open_zip(source: str | os.PathLike | IO[bytes]) -> tuple[str, torch._C.PyTo
     except RuntimeError as err:
         raise ArchiveError(
             name,
-            f"not a readable package archive ({_first_line(err)}); "
+            f"not a readable package archive ({first_line(err)}); "
             "was it written by torchpack or torch.package, and copied completely?",
         ) from None
 
@@ -386,7 +393,3 @@ def _check_storage_size(archive: str, record: str, size: int | None, nbytes: int
 
 def _is_inside(path: str, root: str) -> bool:
     return os.path.commonpath([path, root]) == root
-
-
-def _first_line(err: BaseException) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

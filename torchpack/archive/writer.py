@@ -24,9 +24,7 @@ from .zip_checksums import crc32_while, fill_in_crcs
 class ArchiveWriter:
     """Appends records to a new package archive at a path or in a writable binary file."""
 
-    def __init__(
-        self, target: str | os.PathLike[str] | IO[bytes], manifest: bool = True
-    ) -> None:
+    def __init__(self, target: str | os.PathLike[str] | IO[bytes], manifest: bool = True) -> None:
         self._written: set[str] = set()
         self._manifest = ManifestBuilder() if manifest else None
         # CRC-32 of each record written to a path, filled into the archive by commit().

@@ -80,7 +80,7 @@ class ZipIndex:
     # -- structure ------------------------------------------------------------------------
 
     def _index(self, file: IO[bytes]) -> dict[str, ZipRecord]:
-        file_size = file.seek(0, os.SEEK_END)
+        self.file_size = file_size = file.seek(0, os.SEEK_END)
         if file_size == 0:
             raise MalformedArchiveError(self.name, "the file is empty")
         try:
