@@ -54,6 +54,12 @@ class IntegrityError(ArchiveError):
     missing, or records were added or removed since it was written."""
 
 
+class IntegrityWarning(UserWarning):
+    """A package without an integrity manifest shows signs of having been changed since it was
+    written (issued once per package, naming it). ``verify=True`` refuses packages without a
+    manifest; ``verify=False`` skips the checks and this warning."""
+
+
 class UnsafeGlobalError(ArchiveError):
     """``safe=True`` refused a global a pickle names, or what the pickle does with it: it is
     neither defined in a module interned in the package nor a known-harmless reconstruction

@@ -35,7 +35,12 @@ _GETATTR = (("builtins", "getattr"), ("__builtin__", "getattr"))
 
 class PickleScanError(ValueError):
     """Pickle data that cannot be scanned (truncated, corrupt, opaque) or that safe loading
-    refuses before it runs."""
+    refuses before it runs. ``references`` are the globals found before the problem: an
+    unpickler would resolve them before it fails."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.references: list[GlobalRef] = []
 
 
 class GlobalRef:
@@ -664,12 +669,15 @@ def scan_pickle(  # noqa: C901 - one dispatch loop: a call per opcode would doub
                 else:
                     raise _Corrupt(f"unknown opcode 0x{op:02x}")
                 pos = at
-    except PickleScanError:
+    except PickleScanError as err:
+        err.references = references
         raise
     except (_Corrupt, ValueError, IndexError, struct.error, UnicodeDecodeError) as err:
-        raise PickleScanError(
+        error = PickleScanError(
             f"pickle {record!r} is truncated or corrupt at byte {pos} (opcode 0x{op:02x}): {err}"
-        ) from None
+        )
+        error.references = references
+        raise error from None
     for pair in pairs:
         if pair.pushes > pair.special:
             pair.owner.uses |= VALUE

@@ -15,6 +15,7 @@ import hashlib
 import os
 import stat
 import threading
+import warnings
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,10 +23,17 @@ from typing import IO, Any, Union
 
 import torch
 
-from ..errors import ArchiveError, IntegrityError, MalformedArchiveError, first_line
+from ..errors import (
+    ArchiveError,
+    IntegrityError,
+    IntegrityWarning,
+    MalformedArchiveError,
+    first_line,
+)
 from .format import MANIFEST_RECORD, VERSION_RECORD, WRITER_TRAILER_RECORDS, record_name_problem
 from .manifest import Manifest, check_trailer_record
 from .storage_buffer import storage_buffer
+from .tamper_signs import tamper_signs
 from .zip_index import ZipIndex, check_crc, check_crc_value, check_format_version, open_regular_file
 
 ArchiveSource = Union[str, os.PathLike, IO[bytes], "torch._C.PyTorchFileReader"]
@@ -121,6 +129,16 @@ class _RecordChecks:
             return
         if not has_manifest:
             self.storage_crcs = True
+            signs = tamper_signs(reader.records(), reader.read, getattr(reader, "index", None))
+            if signs:
+                warnings.warn(
+                    f"package {reader.name} has no integrity manifest, but {' and '.join(signs)}"
+                    ": it may have been removed to hide changes. Only the ZIP's CRCs are "
+                    "checked; load with verify=True to refuse packages without a manifest, or "
+                    "verify=False to skip the checks",
+                    IntegrityWarning,
+                    stacklevel=5,
+                )
             return
         manifest = Manifest.parse(reader.name, reader.read(MANIFEST_RECORD))
         problems = manifest.coverage_problems(reader.records())

@@ -14,6 +14,7 @@ record checks its CRC.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import threading
@@ -252,6 +253,20 @@ class ZipIndex:
                 raise MalformedArchiveError(self.name, "record ends early", name)
             position += len(chunk)
             yield chunk
+
+    def sha256(self, name: str) -> str:
+        """The sha256 (hex) of the record's bytes, read a few MiB at a time."""
+        digest = hashlib.sha256()
+        for chunk in self.chunks(name):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def check_crc(self, name: str) -> None:
+        """Compare the record's CRC with its bytes, read a few MiB at a time."""
+        crc = 0
+        for chunk in self.chunks(name):
+            crc = zlib.crc32(chunk, crc)
+        check_crc_value(self.name, self.record(name), crc)
 
     def read(self, name: str, crc: bool = True) -> bytes:
         """The record's bytes; raises :class:`MalformedArchiveError` on a CRC mismatch.
