@@ -380,10 +380,11 @@ class PackageImporter(Importer):
     def _compile(self, source: bytes, source_record: str, mangled_file: str) -> types.CodeType:
         try:
             return compile(source, mangled_file, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError) as err:
-            # SyntaxError also covers source that is not valid UTF-8 (or its declared coding).
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+            # SyntaxError also covers source that is not valid UTF-8 (or its declared coding);
+            # the compiler gives up on pathologically nested code with the last two.
             raise MalformedArchiveError(
-                self.filename, f"interned source does not compile: {err}", source_record
+                self.filename, f"interned source does not compile: {first_line(err)}", source_record
             ) from err
 
     def __import__(
