@@ -59,13 +59,13 @@ class ArchiveWriter:
             self.zip_file = torch._C.PyTorchFileWriter(target)
             self.name = getattr(target, "name", "<binary>")
             self._target = target
-        problem = record_name_problem(self.zip_file.archive_name())
+        folder = self.zip_file.archive_name()
+        problem = record_name_problem(folder)
         if problem is not None:
             self.abort()
             raise ValueError(
-                f"the package {self.name} would be written under the folder "
-                f"{self.zip_file.archive_name()!r}, named after the file, which {problem}; "
-                "choose another file name"
+                f"the package {self.name} would be written under the folder {folder!r}, named "
+                f"after the file, which {problem}; choose another file name"
             )
         self.zip_file.set_min_version(FORMAT_VERSION)
 
