@@ -21,6 +21,7 @@ from ..analysis.pickle_scanner import GETATTR, OWNER, PickleScanError, scan_pick
 from ..archive.format import (
     BYTEORDER_RECORD,
     EXTERN_MODULES_RECORD,
+    IMPORTER_MODULE,
     MANIFEST_RECORD,
     MOCK_SUPPORT_MODULE,
     PYTHON_VERSION_RECORD,
@@ -124,8 +125,8 @@ def _modules(index: ZipIndex, tree: ModuleTree) -> tuple[dict[str, str], list[st
     interned: dict[str, str] = {}
     mocked: list[str] = []
     for module, record in sources.items():
-        if module == MOCK_SUPPORT_MODULE and genuine_support:
-            continue
+        if module == IMPORTER_MODULE or (module == MOCK_SUPPORT_MODULE and genuine_support):
+            continue  # the importer provides the first itself: a shipped source never runs
         if genuine_support and _record_is(index, record, _MOCKED_SOURCE):
             mocked.append(module)
         else:
