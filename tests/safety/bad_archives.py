@@ -101,7 +101,7 @@ def make_package(
     return path
 
 
-def _records(path: Path) -> tuple[str, list[tuple[str, bytes]]]:
+def archive_records(path: Path) -> tuple[str, list[tuple[str, bytes]]]:
     with zipfile.ZipFile(path) as archive:
         infos = archive.infolist()
         top = infos[0].filename.split("/", 1)[0]
@@ -129,7 +129,7 @@ def rebuild(
 
     The manifest is recomputed so that the damage is the case's own, not a digest mismatch.
     """
-    top, records = _records(valid)
+    top, records = archive_records(valid)
     records = change(records)
     if recompute_manifest:
         manifest = manifest_for(records)
@@ -219,7 +219,7 @@ def _scripted(path: Path) -> Path:
 
 
 def _script_code_record(path: Path) -> str:
-    top, records = _records(path)
+    top, records = archive_records(path)
     (code,) = [n for n, _ in records if n.startswith(".data/ts_code/code/") and n.endswith(".py")]
     return code
 
@@ -245,7 +245,7 @@ def build_corpus(folder: Path) -> list[Case]:
     folder.mkdir(parents=True, exist_ok=True)
     valid = make_valid(folder / "valid.pt")
     original = valid.read_bytes()
-    _, records = _records(valid)
+    _, records = archive_records(valid)
     pickle_bytes = dict(records)[PICKLE]
     cases: list[Case] = []
 
