@@ -37,40 +37,50 @@ from .tamper_signs import tamper_signs
 from .zip_index import ZipIndex, check_crc, check_crc_value, check_format_version, open_regular_file
 
 ArchiveSource = Union[str, os.PathLike, IO[bytes], "torch._C.PyTorchFileReader"]
-# Bytes read but not yet checked, at most: reading waits for the checks beyond this.
-_MAX_PENDING_BYTES = 64 << 20
+# Storages are read in chunks of this size; at most this many wait for their checks.
+_CHUNK = 4 << 20
+_BUFFERS = 16
 
 
 class BackgroundChecks:
     """The storage checks of one load, each run in a second thread while the load goes on.
 
     hashlib and zlib release the GIL, so checking one storage overlaps with reading the next
-    and with unpickling; the load returns only once every check has passed.
+    and with unpickling; the load returns only once every check has passed. The bytes a check
+    needs sit in buffers of its own, reused: reading waits when all of them hold bytes not yet
+    checked.
     """
 
     def __init__(self) -> None:
         self._executor: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
         self._room = threading.Condition()
-        self._pending_bytes = 0
+        self._free: list[bytearray] = []
+        self._made = 0
 
-    def run(self, check: Callable[[], None], nbytes: int = 0) -> None:
-        """Queue ``check``, which holds ``nbytes`` of data until it has run."""
+    def buffer(self) -> bytearray:
+        """A chunk-sized buffer for bytes to check; give it to :meth:`run`, which frees it."""
+        with self._room:
+            self._room.wait_for(lambda: self._free or self._made < _BUFFERS)
+            if self._free:
+                return self._free.pop()
+            self._made += 1
+        return bytearray(_CHUNK)
+
+    def run(self, check: Callable[[], None], buffer: bytearray | None = None) -> None:
+        """Queue ``check``; ``buffer`` (from :meth:`buffer`) is reused once it has run."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="torchpack-check")
-        with self._room:
-            self._room.wait_for(lambda: self._pending_bytes + nbytes <= _MAX_PENDING_BYTES
-                                or self._pending_bytes == 0)  # fmt: skip
-            self._pending_bytes += nbytes
-        self._pending.append(self._executor.submit(self._release_after, check, nbytes))
+        self._pending.append(self._executor.submit(self._run_then_free, check, buffer))
 
-    def _release_after(self, check: Callable[[], None], nbytes: int) -> None:
+    def _run_then_free(self, check: Callable[[], None], buffer: bytearray | None) -> None:
         try:
             check()
         finally:
-            with self._room:
-                self._pending_bytes -= nbytes
-                self._room.notify_all()
+            if buffer is not None:
+                with self._room:
+                    self._free.append(buffer)
+                    self._room.notify()
 
     def finish(self) -> None:
         """Wait for every check; raise the first that failed, in the order they were run."""
@@ -96,7 +106,7 @@ class _StreamCheck:
         self._crc = 0
         self._finish = finish
 
-    def update(self, chunk: bytes) -> None:
+    def update(self, chunk: bytes | memoryview) -> None:
         if self._hash is not None:
             self._hash.update(chunk)
         else:
@@ -292,15 +302,21 @@ class ZipArchiveReader:
                 raise MalformedArchiveError(self.name, "record ends early", name)
             return storage
         position = 0
-        for chunk in self.index.chunks(name):
+        spare = bytearray(min(_CHUNK, entry.size)) if background is None else None  # type: ignore[union-attr]
+        while position < entry.size:  # type: ignore[union-attr]
+            size = min(_CHUNK, entry.size - position)  # type: ignore[union-attr]
+            buffer = spare if spare is not None else background.buffer()  # type: ignore[union-attr]
+            chunk = memoryview(buffer)[:size]
+            if self.index.read_into(entry.offset + position, chunk) != size:  # type: ignore[union-attr]
+                raise MalformedArchiveError(self.name, "record ends early", name)
             if position < nbytes:
-                take = min(len(chunk), nbytes - position)
+                take = min(size, nbytes - position)
                 target[position : position + take] = chunk[:take]
-            position += len(chunk)
-            # The chunk is immutable: what is checked is what was read, whatever the load
-            # does to the storage meanwhile.
+            position += size
+            # The chunk is a copy of its own: what is checked is what was read, whatever the
+            # load does to the storage meanwhile.
             if background is not None:
-                background.run(functools.partial(stream.update, chunk), len(chunk))
+                background.run(functools.partial(stream.update, chunk), buffer)
             else:
                 stream.update(chunk)
         if background is not None:
