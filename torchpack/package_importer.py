@@ -35,7 +35,7 @@ from .archive.format import (
     PYTHON_VERSION_RECORD,
     resource_record,
 )
-from .archive.reader import ArchiveSource, BackgroundChecks, ZipArchiveReader, open_archive
+from .archive.reader import ArchiveSource, ReadAhead, ZipArchiveReader, open_archive
 from .errors import ArchiveError, MalformedArchiveError, UnsafeGlobalError, first_line
 from .file_structure_representation import Directory, directory_from_paths
 from .importer import Importer
@@ -180,9 +180,9 @@ class PackageImporter(Importer):
             except PickleScanError as err:
                 raise refuse(str(err)) from None
         storage_context = torch._C.DeserializationStorageContext()
-        checks = BackgroundChecks()
+        read_ahead = ReadAhead()
         storages = StorageLoader(
-            self._archive.storage_reader(checks), map_location, storage_context, refuse
+            self._archive.storage_reader(read_ahead), map_location, storage_context, refuse
         )
         persistent_load = PersistentLoads(
             storages,
@@ -212,7 +212,6 @@ class PackageImporter(Importer):
                 # attributes, which warns; the storages are torch's to retire, not the user's.
                 warnings.filterwarnings("ignore", "TypedStorage is deprecated", UserWarning)
                 result = unpickler.load()
-            checks.finish()
         except ArchiveError:
             raise
         except (pickle.UnpicklingError, EOFError, struct.error, RecursionError) as err:
@@ -225,7 +224,7 @@ class PackageImporter(Importer):
                 f"the pickle's objects cannot be rebuilt: {type(err).__name__}: {first_line(err)}"
             ) from err
         finally:
-            checks.close()
+            read_ahead.close()
             self.storage_context = None
             self.last_map_location = None
         torch._utils._validate_loaded_sparse_tensors()

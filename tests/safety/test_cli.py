@@ -206,6 +206,14 @@ def _audit(path: Path) -> tuple[int, str]:
     return result.returncode, result.stdout
 
 
+def _audit_hand_made(tmp_path: Path, edit) -> tuple[int, str]:
+    """Audit a small package after ``edit`` changed its records (manifest recomputed)."""
+    base = tmp_path / "base.pt"
+    with PackageExporter(base) as exporter:
+        exporter.save_text("data", "notes.txt", "x")
+    return _audit(_rewrite(base, tmp_path / "hand_made.pt", edit))
+
+
 def test_audit_shows_a_mock_support_module_that_is_not_torchpacks(tmp_path, package):
     def evil_mock(records):
         records["_mock.py"] = b"import subprocess\nsubprocess.run(['id'])\n" + records["_mock.py"]
@@ -244,10 +252,7 @@ def test_audit_judges_a_shipped_module_shadowed_by_an_extern_one(tmp_path):
         records["data/t.pkl"] = b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R."
         return records
 
-    base = tmp_path / "base.pt"
-    with PackageExporter(base) as exporter:
-        exporter.save_text("data", "notes.txt", "x")
-    status, out = _audit(_rewrite(base, tmp_path / "os.pt", ship_os))
+    status, out = _audit_hand_made(tmp_path, ship_os)
     assert status == 1
     assert "DANGEROUS os.system" in out
 
@@ -260,10 +265,7 @@ def test_audit_calls_the_importer_itself_dangerous(tmp_path):
         )
         return records
 
-    base = tmp_path / "base.pt"
-    with PackageExporter(base) as exporter:
-        exporter.save_text("data", "notes.txt", "x")
-    status, out = _audit(_rewrite(base, tmp_path / "importer.pt", ship_importer))
+    status, out = _audit_hand_made(tmp_path, ship_importer)
     assert status == 1
     assert "DANGEROUS torch_package_importer.import_module" in out
 

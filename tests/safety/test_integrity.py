@@ -197,8 +197,8 @@ def test_integrity_manifest_can_be_left_out(tmp_path):
 
 
 @pytest.mark.parametrize("verify", [None, True])
-def test_storages_checked_beside_the_load_still_stop_it(tmp_path, verify):
-    """Storage checks run in a second thread while the load goes on; a bad one still fails it."""
+def test_storages_checked_while_the_next_chunk_is_read_still_stop_the_load(tmp_path, verify):
+    """A second thread reads ahead while storages are checked; a bad one still fails the load."""
     path = tmp_path / "layers.pt"
     layers = [torch.full((300_000,), float(i)) for i in range(6)]  # 1.2 MB each
     with PackageExporter(path) as exporter:
@@ -211,7 +211,7 @@ def test_storages_checked_beside_the_load_still_stop_it(tmp_path, verify):
     with pytest.raises(IntegrityError) as info:
         PackageImporter(flipped, verify=verify).load_pickle("res", "layers.pkl")
     assert info.value.record == storages[3]
-    assert not [t for t in threading.enumerate() if t.name.startswith("torchpack-check")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("torchpack-read")]
 
 
 class InPlace:

@@ -149,7 +149,6 @@ _PERSISTENT = "persistent"  # producer of what persistent_load returns
 _UNSET = object()  # a memo key not stored yet
 _SMALL_MEMO = 1 << 16  # memo keys this small cost little memory, whatever the pickle's size
 _MAX_PROTOCOL = 5
-_STRING_ENCODING = "ASCII"  # the unpickler's default for protocol-0/1 byte strings
 
 
 def _depth(item: object) -> int:
@@ -174,19 +173,20 @@ def _text(literal: bytes) -> str:
 
 
 def _text_literal(op: int, literal: bytes) -> bytes | int:
-    """A length-prefixed text, or 0 (not a string) for byte strings the unpickler cannot decode."""
+    """A length-prefixed text, or 0 (not a string) for a protocol-0/1 byte string that the
+    unpickler, decoding it as ASCII (its default), cannot make a string of."""
     if op == 0x8D:  # BINUNICODE8
         literal.decode("utf-8", "surrogatepass")
         return literal
     return literal if literal.isascii() else 0
 
 
-def _quoted_string(text: bytes) -> bytes:
-    """The argument of the protocol-0 STRING opcode, as bytes the unpickler decodes as ASCII."""
+def _quoted_string(text: bytes) -> bytes | int:
+    """The argument of the protocol-0 STRING opcode, as :func:`_text_literal` gives it."""
     text = text.rstrip(b" ")
     if len(text) < 2 or text[0] != text[-1] or text[0] not in b"'\"":
         raise _Corrupt("the STRING opcode argument must be quoted")
-    return codecs.escape_decode(text[1:-1])[0]  # type: ignore[return-value]
+    return _text_literal(0x53, codecs.escape_decode(text[1:-1])[0])  # type: ignore[arg-type]
 
 
 def _too_deep(record: str, limit: int, start: int) -> str:

@@ -4,8 +4,9 @@ Archives are validated (:mod:`torchpack.archive.zip_index`) before PyTorch's C++
 opens them, and PyTorch's reader must then see exactly the records the index saw, at the same
 offsets. Every record read is checked: against the integrity manifest when the package has
 one and checking is on, else against the ZIP's CRC. Tensor storages are read by torchpack
-itself, and checked on the bytes as they were read (in a second thread while the load goes
-on): code that changes a tensor while the load goes on cannot make a valid package fail.
+itself and checked on the bytes as they were read, before the unpickler gets them (a second
+thread reads the next chunk meanwhile): code that changes a tensor while the load goes on
+cannot make a valid package fail.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import functools
 import hashlib
 import os
 import stat
-import threading
 import warnings
 import zlib
 from collections.abc import Callable
@@ -37,62 +37,29 @@ from .tamper_signs import tamper_signs
 from .zip_index import ZipIndex, check_crc, check_crc_value, check_format_version, open_regular_file
 
 ArchiveSource = Union[str, os.PathLike, IO[bytes], "torch._C.PyTorchFileReader"]
-# Storages are read in chunks of this size; at most this many wait for their checks.
+# Storages are read and checked in chunks of this size.
 _CHUNK = 4 << 20
-_BUFFERS = 16
 
 
-class BackgroundChecks:
-    """The storage checks of one load, each run in a second thread while the load goes on.
+class ReadAhead:
+    """The helper thread of one load: it reads a storage's next chunk while this one is checked.
 
-    hashlib and zlib release the GIL, so checking one storage overlaps with reading the next
-    and with unpickling; the load returns only once every check has passed. The bytes a check
-    needs sit in buffers of its own, reused: reading waits when all of them hold bytes not yet
-    checked.
+    Checking a storage's chunk as soon as it is read checks the bytes as read (nothing else has
+    the storage yet, so nothing can change it), and with a second core it costs no more than
+    the longer of reading and hashing (both release the GIL). Every storage is checked before
+    the unpickler gets it.
     """
 
     def __init__(self) -> None:
         self._executor: ThreadPoolExecutor | None = None
-        self._pending: list[Future[None]] = []
-        self._room = threading.Condition()
-        self._free: list[bytearray] = []
-        self._made = 0
 
-    def buffer(self) -> bytearray:
-        """A chunk-sized buffer for bytes to check; give it to :meth:`run`, which frees it."""
-        with self._room:
-            self._room.wait_for(lambda: self._free or self._made < _BUFFERS)
-            if self._free:
-                return self._free.pop()
-            self._made += 1
-        return bytearray(_CHUNK)
-
-    def run(self, check: Callable[[], None], buffer: bytearray | None = None) -> None:
-        """Queue ``check``; ``buffer`` (from :meth:`buffer`) is reused once it has run."""
+    def submit(self, read: Callable[[], bool]) -> Future[bool]:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="torchpack-check")
-        self._pending.append(self._executor.submit(self._run_then_free, check, buffer))
-
-    def _run_then_free(self, check: Callable[[], None], buffer: bytearray | None) -> None:
-        try:
-            check()
-        finally:
-            if buffer is not None:
-                with self._room:
-                    self._free.append(buffer)
-                    self._room.notify()
-
-    def finish(self) -> None:
-        """Wait for every check; raise the first that failed, in the order they were run."""
-        pending, self._pending = self._pending, []
-        try:
-            for future in pending:
-                future.result()
-        finally:
-            self.close()
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="torchpack-read")
+        return self._executor.submit(read)
 
     def close(self) -> None:
-        """Stop without reporting (the load failed anyway); idempotent."""
+        """Stop the helper thread (idempotent)."""
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
@@ -285,44 +252,47 @@ class ZipArchiveReader:
         return data
 
     def read_storage(
-        self, name: str, nbytes: int, background: BackgroundChecks | None = None
+        self, name: str, nbytes: int, read_ahead: ReadAhead | None = None
     ) -> torch.UntypedStorage:
-        """A new storage with the record's first ``nbytes``, checked on the bytes as read:
-        in ``background`` while the load goes on, or before returning."""
+        """A new storage with the record's first ``nbytes``, checked on the bytes as read."""
         if self.index is None:
             return self._read_storage_from_pytorch(name, nbytes)
         entry = self.index.record(name) if self.index.has_record(name) else None
         _check_storage_size(self.name, name, entry.size if entry else None, nbytes)
+        assert entry is not None
         storage = torch.UntypedStorage(nbytes)
         target = storage_buffer(storage)
         stream = self._checks.stream(self.index, name)
         if stream is None:
             # Nothing to check: straight from the file into the storage.
-            if self.index.read_into(entry.offset, target) != nbytes:  # type: ignore[union-attr]
+            if self.index.read_into(entry.offset, target) != nbytes:
                 raise MalformedArchiveError(self.name, "record ends early", name)
             return storage
-        position = 0
-        spare = bytearray(min(_CHUNK, entry.size)) if background is None else None  # type: ignore[union-attr]
-        while position < entry.size:  # type: ignore[union-attr]
-            size = min(_CHUNK, entry.size - position)  # type: ignore[union-attr]
-            buffer = spare if spare is not None else background.buffer()  # type: ignore[union-attr]
-            chunk = memoryview(buffer)[:size]
-            if self.index.read_into(entry.offset + position, chunk) != size:  # type: ignore[union-attr]
-                raise MalformedArchiveError(self.name, "record ends early", name)
-            if position < nbytes:
-                take = min(size, nbytes - position)
-                target[position : position + take] = chunk[:take]
-            position += size
-            # The chunk is a copy of its own: what is checked is what was read, whatever the
-            # load does to the storage meanwhile.
-            if background is not None:
-                background.run(functools.partial(stream.update, chunk), buffer)
-            else:
-                stream.update(chunk)
-        if background is not None:
-            background.run(stream.finish)
-        else:
-            stream.finish()
+        # A record used only in part (a tensor viewing a prefix) is read whole for its digest.
+        rest = memoryview(bytearray(entry.size - nbytes))
+        pieces = [(target, at, at) for at in range(0, nbytes, _CHUNK)]
+        pieces += [(rest, at - nbytes, at) for at in range(nbytes, entry.size, _CHUNK)]
+        views = [buffer[at : at + _CHUNK] for buffer, at, _ in pieces]
+        index = self.index
+
+        def read(number: int) -> bool:
+            view = views[number]
+            return index.read_into(entry.offset + pieces[number][2], view) == len(view)
+
+        ahead = read_ahead or ReadAhead()
+        try:
+            pending = ahead.submit(functools.partial(read, 0)) if views else None
+            for number, view in enumerate(views):
+                complete = pending.result()  # type: ignore[union-attr]
+                if number + 1 < len(views):
+                    pending = ahead.submit(functools.partial(read, number + 1))
+                if not complete:
+                    raise MalformedArchiveError(self.name, "record ends early", name)
+                stream.update(view)
+        finally:
+            if read_ahead is None:
+                ahead.close()
+        stream.finish()
         return storage
 
     def _read_storage_from_pytorch(self, name: str, nbytes: int) -> torch.UntypedStorage:
@@ -341,12 +311,12 @@ class ZipArchiveReader:
         return storage
 
     def storage_reader(
-        self, background: BackgroundChecks | None = None
+        self, read_ahead: ReadAhead | None = None
     ) -> Callable[[str, int], torch.UntypedStorage]:
         """How one load gets its storages: read, or with ``mmap`` views of a mapping of its
         own, so that tensors of separate loads never share memory (as when read)."""
         if not self._mmap:
-            return functools.partial(self.read_storage, background=background)
+            return functools.partial(self.read_storage, read_ahead=read_ahead)
         assert self.index is not None and self.index.fd is not None
         index = self.index
         mapped = _map_file(self.name, index.fd)  # type: ignore[arg-type]
@@ -479,11 +449,11 @@ class DirectoryArchiveReader:
         return storage
 
     def storage_reader(
-        self, background: BackgroundChecks | None = None
+        self, read_ahead: ReadAhead | None = None
     ) -> Callable[[str, int], torch.UntypedStorage]:
         """Every call maps the storage's file anew: separate loads never share memory.
 
-        Checks run at once: a mapped file is read by the check itself, in any thread.
+        Checks run at once: a mapped file is read by the check itself.
         """
         return self.read_storage
 
