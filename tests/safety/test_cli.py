@@ -285,16 +285,18 @@ def test_audit_labels_only_what_the_package_defines_as_its_own(tmp_path):
 # -- commands stay linear and stream records ---------------------------------------------------
 
 
-def test_diff_and_verify_stream_records_bigger_than_their_memory(tmp_path):
+def test_commands_stream_records_bigger_than_their_memory(tmp_path):
     big = 32 << 20  # 128 MiB of float32, with the commands limited to 96 MiB of address space
     paths = []
     for value in (1.0, 2.0):
         path = tmp_path / f"big{int(value)}.pt"
         with PackageExporter(path) as exporter:
             exporter.save_pickle("data", "t.pkl", torch.full((big,), value))
+            exporter.save_binary("data", "blob.bin", bytes(4 * big))  # not a pickle
         paths.append(str(path))
     diff = run_cli("diff", *paths, memory_limit_mib=96)
     assert diff.returncode == 1, diff.stderr
     assert "~ tensor storage .data/0.storage" in diff.stdout
-    verify = run_cli("verify", paths[0], memory_limit_mib=96)
-    assert verify.returncode == 0, verify.stderr
+    for command in ("verify", "inspect", "audit"):
+        result = run_cli(command, paths[0], memory_limit_mib=96)
+        assert result.returncode == 0, (command, result.stderr)

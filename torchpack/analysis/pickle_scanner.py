@@ -41,6 +41,8 @@ class PickleScanError(ValueError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.references: list[GlobalRef] = []
+        # The data ended before the pickle did (rather than being wrong where it stops).
+        self.truncated = False
 
 
 class GlobalRef:
@@ -110,6 +112,10 @@ class _Corrupt(Exception):
     pass
 
 
+class _Truncated(_Corrupt):
+    """The data ends before what an opcode needs: more data could have made it a pickle."""
+
+
 # Opcodes grouped by what the scan does with them, so that the loop tests a group, not each
 # opcode: the common ones cost one table lookup and a comparison or two.
 _SCALAR, _GET, _MARK, _ADD_ITEMS, _TUPLE2, _TUPLE_N, _EMPTY, _BYTES, _OTHER = range(9)
@@ -163,7 +169,7 @@ def _depth(item: object) -> int:
 def _line(data: bytes, pos: int) -> tuple[bytes, int]:
     stop = data.find(b"\n", pos)
     if stop < 0:
-        raise _Corrupt("a text argument does not end with a newline")
+        raise _Truncated("a text argument does not end with a newline")
     return data[pos:stop], stop + 1
 
 
@@ -359,7 +365,7 @@ def scan_pickle(  # noqa: C901 - one dispatch loop: a call per opcode would doub
                     first = pos + 2
                 literal = data[first : first + length]
                 if len(literal) != length:
-                    raise _Corrupt(f"declares {length} bytes, but fewer remain")
+                    raise _Truncated(f"declares {length} bytes, but fewer remain")
                 if not literal.isascii():
                     literal.decode("utf-8", "surrogatepass")  # the unpickler's check, now
                 stack.append(literal)  # decoded only if it names something
@@ -471,7 +477,7 @@ def scan_pickle(  # noqa: C901 - one dispatch loop: a call per opcode would doub
                 length = data[pos + 1] if size == 1 else read_length[op](data, pos + 1)[0]
                 after = pos + 1 + size + length
                 if after > end:
-                    raise _Corrupt(f"declares {length} bytes, but fewer remain")
+                    raise _Truncated(f"declares {length} bytes, but fewer remain")
                 if op in _TEXTS:
                     stack.append(_text_literal(op, data[after - length : after]))
                 else:
@@ -616,7 +622,7 @@ def scan_pickle(  # noqa: C901 - one dispatch loop: a call per opcode would doub
                     length = _SIZE[8].unpack_from(data, at)[0]
                     at += 8
                     if length > end - at:
-                        raise _Corrupt(f"frame declares {length} bytes, but {end - at} remain")
+                        raise _Truncated(f"frame declares {length} bytes, but {end - at} remain")
                 elif op == 0x70 or op == 0x67:  # PUT, GET
                     key_line, at = _line(data, at)
                     key = int(key_line)
@@ -651,7 +657,7 @@ def scan_pickle(  # noqa: C901 - one dispatch loop: a call per opcode would doub
                     length = _SIZE[8].unpack_from(data, at)[0]
                     at += 8 + length
                     if at > end:
-                        raise _Corrupt(f"declares {length} bytes, but fewer remain")
+                        raise _Truncated(f"declares {length} bytes, but fewer remain")
                     stack.append([0, None])
                 elif op in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4
                     size = {0x82: 1, 0x83: 2, 0x84: 4}[op]
@@ -677,6 +683,8 @@ def scan_pickle(  # noqa: C901 - one dispatch loop: a call per opcode would doub
             f"pickle {record!r} is truncated or corrupt at byte {pos} (opcode 0x{op:02x}): {err}"
         )
         error.references = references
+        # An opcode (at most 9 bytes with its argument) that runs past the end.
+        error.truncated = isinstance(err, _Truncated) or pos + 9 >= end
         raise error from None
     for pair in pairs:
         if pair.pushes > pair.special:

@@ -34,6 +34,8 @@ _MOCKED_SOURCE = _mock.MOCKED_MODULE_SOURCE.encode("utf-8")
 _MOCK_SUPPORT = Path(_mock.__file__).read_bytes()
 _PICKLE_DEPTH = 1000  # as safe loading
 _PROTO = 0x80
+# What is read of a record to tell whether it may be a pickle at all: resources can be GiBs.
+_PEEK = 1 << 20
 
 
 @dataclass
@@ -141,21 +143,30 @@ def _record_is(index: ZipIndex, record: str, content: bytes) -> bool:
 def _scan_pickle(index: ZipIndex, record: str, tree: ModuleTree) -> PickleContents | None:
     """The record as ``load_pickle`` would read it, or None if it is no pickle: not named
     ``.pkl``, not starting like one, not a complete pickle, and naming nothing importable
-    before its first error."""
+    before its first error. A record is read whole only once its start says it may be one."""
+    head = next(index.chunks(record, _PEEK), b"")
+    if not (record.endswith(".pkl") or head[:1] == bytes([_PROTO])):
+        try:
+            scan = scan_pickle(head, record, _PICKLE_DEPTH, strict=True)
+            return PickleContents(record, *_judged(scan.references, scan.getattrs))
+        except PickleScanError as err:
+            longer = err.truncated and index.record(record).size > len(head)
+            if not (longer or _importable(err.references, tree)):
+                return None
     data = index.read(record)
-    looks_like_one = record.endswith(".pkl") or data[:1] == bytes([_PROTO])
     try:
         scan = scan_pickle(data, record, _PICKLE_DEPTH, strict=True)
     except PickleScanError as err:
-        importable = [
-            ref
-            for ref in err.references
-            if tree.find(ref.module) is not None or ref.module == "builtins"
-        ]
-        if not (looks_like_one or importable):
-            return None
+        if not (record.endswith(".pkl") or data[:1] == bytes([_PROTO])):
+            if not _importable(err.references, tree):
+                return None
         return PickleContents(record, *_judged(err.references, []), error=str(err))
     return PickleContents(record, *_judged(scan.references, scan.getattrs))
+
+
+def _importable(references: list, tree: ModuleTree) -> bool:
+    """Whether an unpickler would find a module for any of these globals (and so run it)."""
+    return any(tree.find(ref.module) is not None or ref.module == "builtins" for ref in references)
 
 
 def _judged(references: list, getattrs: list) -> tuple[list[tuple[str, str]], dict[str, int]]:
