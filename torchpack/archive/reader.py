@@ -50,10 +50,19 @@ class ReadAhead:
     the unpickler gets it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, threaded: bool = True) -> None:
+        self._threaded = threaded
         self._executor: ThreadPoolExecutor | None = None
 
     def submit(self, read: Callable[[], bool]) -> Future[bool]:
+        """``read`` in the helper thread (or at once, when not threaded)."""
+        if not self._threaded:
+            done: Future[bool] = Future()
+            try:
+                done.set_result(read())
+            except Exception as err:  # noqa: BLE001 - reported where the result is taken
+                done.set_exception(err)
+            return done
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="torchpack-read")
         return self._executor.submit(read)
@@ -279,7 +288,9 @@ class ZipArchiveReader:
             view = views[number]
             return index.read_into(entry.offset + pieces[number][2], view) == len(view)
 
-        ahead = read_ahead or ReadAhead()
+        # A file object is read under a lock, but PyTorch's reader uses it too: one thread.
+        threaded = read_ahead is not None and index.fd is not None
+        ahead = read_ahead if threaded else ReadAhead(threaded=False)
         try:
             pending = ahead.submit(functools.partial(read, 0)) if views else None
             for number, view in enumerate(views):
@@ -290,8 +301,8 @@ class ZipArchiveReader:
                     raise MalformedArchiveError(self.name, "record ends early", name)
                 stream.update(view)
         finally:
-            if read_ahead is None:
-                ahead.close()
+            if ahead is not read_ahead:
+                ahead.close()  # type: ignore[union-attr]
         stream.finish()
         return storage
 
@@ -438,7 +449,9 @@ class DirectoryArchiveReader:
             size = os.fstat(fd).st_size
             _check_storage_size(self.name, name, size, nbytes)
             # The opened descriptor, not the path: the file checked is the file mapped.
-            storage = torch.UntypedStorage.from_file(f"/proc/self/fd/{fd}", False, nbytes)
+            held = f"/proc/self/fd/{fd}"
+            mapped = held if os.path.exists(held) else self._path(name)
+            storage = torch.UntypedStorage.from_file(mapped, False, nbytes)
         finally:
             os.close(fd)
         if self._checks.manifest is not None:
