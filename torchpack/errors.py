@@ -42,10 +42,14 @@ class ArchiveError(Exception):
 class MalformedArchiveError(ArchiveError):
     """The archive's structure or a record's content is broken or hostile.
 
-    Raised before anything in the archive runs: a file that is not a ZIP, a truncated archive,
-    record names with ``..``, absolute paths or duplicates, compressed records, declared sizes
-    that do not fit the file, bad CRCs, unreadable pickles, missing or future ``.data/version``,
-    interned sources that do not compile, and unzipped packages with links that lead outside.
+    Raised before anything in the archive runs: a file that is not a ZIP, a truncated or
+    ambiguous archive (readers could disagree on its records), record names with ``..``,
+    absolute paths, control characters or duplicates (also by case), compressed records,
+    declared sizes that do not fit the file, bad CRCs, unreadable or hostile pickles (too deep,
+    doing what Python's pickler never writes, bad persistent ids, rebuild arguments out of
+    range, more memory than ``max_rebuild_bytes``), missing or unreadable ``.data/version``,
+    interned sources that do not compile, and unzipped packages with special files or links
+    that lead outside.
     """
 
 

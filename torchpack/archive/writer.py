@@ -1,7 +1,10 @@
 """Writing the ZIP container: records go to a temporary file that replaces the target at the end.
 
 An export that fails, is interrupted or is killed leaves the previous archive (if any) intact
-and no partial file behind.
+and no partial file behind. A symbolic link as the target is written through (the file it
+leads to is replaced, the link stays); a target a rename cannot replace (a device, FIFO,
+socket, folder or bind-mounted file) is refused before any work; a replaced file keeps its
+permission bits.
 """
 
 from __future__ import annotations
