@@ -166,7 +166,9 @@ def test_deep_pickle_loads_without_crash_when_not_safe(corpus):
 def test_cli_reports_bad_archives_without_traceback(corpus, command):
     for name in CASES:
         case = corpus[name]
-        if case.stage != "open" or case.path.is_dir():
+        # The split view is refused when opened too: verify must not print the genuine half's
+        # manifest digest for it.
+        if (case.stage != "open" and name != "split_view") or case.path.is_dir():
             continue
         result = run_cli(command, str(case.path), timeout=60, memory_limit_mib=MEMORY_LIMIT_MIB)
         assert result.returncode == 2, (name, result.stdout, result.stderr)
