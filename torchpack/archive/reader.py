@@ -375,20 +375,28 @@ class DirectoryArchiveReader:
             )
         records = []
         size = 0
-        for folder_path, folder_names, file_names in os.walk(self.root):
-            folder_names.sort()
-            relative = os.path.relpath(folder_path, self.root)
-            for file_name in sorted(folder_names) + sorted(file_names):
-                path = (file_name if relative == "." else f"{relative}/{file_name}").replace(
-                    os.sep, "/"
-                )
+        # Depth first, in name order, with a stack: a folder nested thousands deep is refused
+        # by the name rules instead of exhausting the recursion limit.
+        pending = [""]
+        while pending:
+            relative = pending.pop()
+            folder = os.path.join(self.root, *relative.split("/")) if relative else self.root
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+            subfolders = []
+            for entry in entries:
+                path = f"{relative}/{entry.name}" if relative else entry.name
                 problem = record_name_problem(path)
                 if problem is not None:
                     raise MalformedArchiveError(self.name, f"file name {problem}", path)
                 self._refuse_links_out(path)
-                if file_name in file_names:
-                    size += self._regular_size(path)
-                    records.append(path)
+                if entry.is_dir():
+                    if not entry.is_symlink():  # a linked folder inside is not walked into
+                        subfolders.append(path)
+                    continue
+                size += self._regular_size(path)
+                records.append(path)
+            pending.extend(reversed(subfolders))
         self._records = records
         # Bytes the package holds: what safe loading's memory budget is measured against.
         self.size = size
