@@ -44,12 +44,7 @@ from .loading.module_tree import ExternNode, ModuleTree, PackageNode
 from .loading.persistent_ids import PersistentLoads
 from .loading.resources import PackageResourceReader
 from .loading.safe_globals import GlobalPolicy, is_package_reducer
-from .loading.script_records import (
-    SCRIPT_FOLDER,
-    script_id_problem,
-    script_pickles,
-    script_storage_ids,
-)
+from .loading.script_records import ScriptChecks
 from .loading.storages import MapLocation, StorageLoader
 from .loading.unpickler import PackageUnpickler, SafeUnpickler
 
@@ -107,7 +102,7 @@ class PackageImporter(Importer):
             if max_rebuild_bytes is not None
             else 4 * self._archive.size + _REBUILD_ALLOWANCE
         )
-        self._script_records_checked = False
+        self._script_checks = ScriptChecks(self._archive, _MAX_PICKLE_DEPTH)
         self.filename = self._archive.name
         self.zip_reader = (
             self._archive.zip_reader
@@ -141,7 +136,12 @@ class PackageImporter(Importer):
             raise ArchiveError(
                 self.filename, "missing; this is not a torch.package archive", EXTERN_MODULES_RECORD
             )
-        text = self._archive.read(EXTERN_MODULES_RECORD).decode("utf-8")
+        try:
+            text = self._archive.read(EXTERN_MODULES_RECORD).decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedArchiveError(
+                self.filename, "is not UTF-8", EXTERN_MODULES_RECORD
+            ) from None
         return [line for line in text.splitlines() if line]
 
     def resource_records(self) -> list[str]:
@@ -244,30 +244,8 @@ class PackageImporter(Importer):
                 "TorchScript's or torch.fx's",
             )
         if func is getattr(sys.modules.get("torch.jit._script"), "unpackage_script_module", None):
-            self._check_script_records(args[0] if args else None, storages, record)
+            self._script_checks.check(args[0] if args else None, storages, record)
         return func(self, *args)
-
-    def _check_script_records(self, script_id: Any, storages: StorageLoader, record: str) -> None:
-        problem = script_id_problem(script_id)
-        if problem is not None:
-            raise MalformedArchiveError(self.filename, problem, record)
-        if not self._script_records_checked:
-            for name in self._records:
-                if name.startswith(SCRIPT_FOLDER):
-                    self._archive.read(name)
-            self._script_records_checked = True
-        for pickle_record in script_pickles(script_id):
-            if not self._archive.has_record(pickle_record):
-                continue
-            data = self._archive.read(pickle_record)
-            try:
-                found = script_storage_ids(data, pickle_record, _MAX_PICKLE_DEPTH)
-            except (PickleScanError, pickle.UnpicklingError, EOFError) as err:
-                raise MalformedArchiveError(
-                    self.filename, f"TorchScript pickle cannot be read: {err}", pickle_record
-                ) from None
-            for name, storage_type, numel in found:
-                storages.preload(name, storage_type, numel)
 
     def _defines(self, obj: Any) -> bool:
         """True if ``obj`` is defined in this package's own code (not merely reachable)."""
@@ -290,7 +268,7 @@ class PackageImporter(Importer):
     def python_version(self) -> str | None:
         if not self._archive.has_record(PYTHON_VERSION_RECORD):
             return None
-        return self._archive.read(PYTHON_VERSION_RECORD).decode("utf-8").strip()
+        return self._archive.read(PYTHON_VERSION_RECORD).decode("utf-8", "replace").strip()
 
     def id(self) -> str:
         """This importer's mangle prefix, e.g. ``<torch_package_0>``."""

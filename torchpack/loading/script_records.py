@@ -14,7 +14,10 @@ import pickle
 import re
 from typing import Any
 
-from ..analysis.pickle_scanner import scan_pickle
+from ..analysis.pickle_scanner import PickleScanError, scan_pickle
+from ..archive.reader import ArchiveReader
+from ..errors import MalformedArchiveError
+from .storages import StorageLoader
 
 SCRIPT_FOLDER = ".data/ts_code/"
 _SCRIPT_ID = re.compile(r"[0-9A-Za-z_]+")
@@ -22,14 +25,41 @@ _SCRIPT_ID = re.compile(r"[0-9A-Za-z_]+")
 _SCRIPT_PICKLES = ("data.pkl", "constants.pkl")
 
 
-def script_id_problem(script_id: object) -> str | None:
-    if isinstance(script_id, str) and _SCRIPT_ID.fullmatch(script_id):
-        return None
-    return f"TorchScript module id {script_id!r:.40} is not a plain name"
+class ScriptChecks:
+    """Checks, for one importer, every record torch.jit reads before it reads them."""
 
+    def __init__(self, archive: ArchiveReader, max_depth: int) -> None:
+        self._archive = archive
+        self._max_depth = max_depth
+        self._code_checked = False
 
-def script_pickles(script_id: str) -> list[str]:
-    return [f"{SCRIPT_FOLDER}{script_id}/{name}" for name in _SCRIPT_PICKLES]
+    def check(self, script_id: object, storages: StorageLoader, record: str) -> None:
+        """Before ``unpackage_script_module(importer, script_id)``: the code and pickles under
+        ``.data/ts_code/`` read through the archive's checks, and the scripted module's
+        storages loaded, checked, into the storage context it reads them from."""
+        archive = self._archive
+        if not (isinstance(script_id, str) and _SCRIPT_ID.fullmatch(script_id)):
+            raise MalformedArchiveError(
+                archive.name, f"TorchScript module id {script_id!r:.40} is not a plain name", record
+            )
+        if not self._code_checked:
+            for name in archive.records():
+                if name.startswith(SCRIPT_FOLDER):
+                    archive.read(name)
+            self._code_checked = True
+        for name in _SCRIPT_PICKLES:
+            pickle_record = f"{SCRIPT_FOLDER}{script_id}/{name}"
+            if not archive.has_record(pickle_record):
+                continue
+            data = archive.read(pickle_record)
+            try:
+                found = script_storage_ids(data, pickle_record, self._max_depth)
+            except (PickleScanError, pickle.UnpicklingError, EOFError) as err:
+                raise MalformedArchiveError(
+                    archive.name, f"TorchScript pickle cannot be read: {err}", pickle_record
+                ) from None
+            for storage, storage_type, numel in found:
+                storages.preload(storage, storage_type, numel)
 
 
 def script_storage_ids(data: bytes, record: str, max_depth: int) -> list[tuple[Any, str, Any]]:
