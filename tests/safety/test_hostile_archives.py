@@ -72,7 +72,7 @@ CASES = [
     "source_not_utf8",
     "source_nested_too_deep",
     "symlink_out",
-    "folders_nested_1200_deep",
+    "folders_nested_300_deep",
     "fifo_record",
     *(["device_record"] if ROOT else []),
     "fifo_archive_mapped",
