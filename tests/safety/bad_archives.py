@@ -78,6 +78,17 @@ class Reduce:
         return self.function, self.args
 
 
+class ReduceWithState(Reduce):
+    """Pickles as ``function(*args)``, then BUILD with ``state``."""
+
+    def __init__(self, function: Callable[..., Any], args: tuple, state: Any) -> None:
+        super().__init__(function, *args)
+        self.state = state
+
+    def __reduce__(self) -> tuple[Any, ...]:  # type: ignore[override]
+        return self.function, self.args, self.state
+
+
 def make_valid(path: Path) -> Path:
     return make_package(path, {"t": torch.arange(64, dtype=torch.float32)})
 
@@ -425,6 +436,10 @@ def build_corpus(folder: Path) -> list[Case]:
             raw=b"\x80\x02ctorch\nUntypedStorage\nN}X\x06\x00\x00\x00nbytescbuiltins\nint\n"
                 b"s\x86b.", externs=("torch",), options=safe,
             then="import io; torch.save(torch.ones(1), io.BytesIO())")  # fmt: skip
+    # BUILD on a fresh Parameter: torch.Tensor.__setstate__ calls set_(), which grows storages.
+    hostile("build_on_a_parameter", UnsafeGlobalError, "BUILD",
+            ReduceWithState(torch.nn.Parameter, (torch.ones(2), False),
+                            (small, 0, (1 << 30,), (1,))), options=safe)  # fmt: skip
     # allow_globals globs that reach through modules to os.system (which would leave a file).
     for name, allowed, module, qualname in [
         ("numpy_glob_reaches_os", "numpy.**", "numpy.f2py", "os.system"),

@@ -57,6 +57,7 @@ CASES = [
     "sparse_coo_out_of_range",
     "nested_outside_its_buffer",
     "build_on_an_allowed_class",
+    "build_on_a_parameter",
     "numpy_glob_reaches_os",
     "torch_nn_glob_reaches_os",
     "persistent_id_not_a_tuple",

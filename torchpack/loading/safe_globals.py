@@ -58,6 +58,9 @@ _BUILD_RESULT_OK = frozenset(
 _PLAIN_TORCH = frozenset(
     {torch.device, torch.nn.Parameter, torch.nn.Buffer, torch.serialization._get_layout}
 )
+# Instantiated without their constructor, these are tensors: BUILD would hand the state to
+# torch.Tensor.__setstate__, whose set_() grows storages to any size unchecked.
+_NEVER_NEW = frozenset({torch.nn.Parameter, torch.nn.Buffer})
 _TORCH_VALUES = (torch.dtype, torch.layout, torch.memory_format, torch.qscheme)
 _STORAGE_CLASSES = (torch.storage._LegacyStorage, torch.storage.TypedStorage, torch.UntypedStorage)
 # Where torch's operators are defined: a builtin is an operator if its namespace holds it
@@ -173,6 +176,12 @@ class GlobalPolicy:
         if entry is not None:
             return self._checked(obj, uses, load, entry)
         if _is_one_of(obj, PLAIN_BUILTINS | _PLAIN_TORCH) or isinstance(obj, _TORCH_VALUES):
+            if uses & BUILT or (uses & NEW and _is_one_of(obj, _NEVER_NEW)):
+                raise Refused(
+                    f"the pickle instantiates it without its constructor or changes the state of "
+                    f"what it returned (BUILD), which Python's pickler never writes for "
+                    f"{_definition(obj) or 'it'}"
+                )
             return obj
         value_only = _value_only(obj)
         if value_only is not None:
