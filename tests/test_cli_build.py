@@ -162,7 +162,8 @@ def test_packaging_errors_name_the_module(shop, tmp_path):
 def test_builds_run_under_a_fixed_hash_seed(shop, tmp_path):
     """Set order inside the entry (and in torch.jit) must not change the archive."""
     (shop / "seeded.py").write_text(
-        "def build(data):\n    return {'notes/order.txt': ','.join(set('abcdefghijklmnop'))}\n"
+        "def build(data):\n"
+        "    return {'notes/order.txt': ','.join(set('abcdefghijklmnop'))}\n"
     )
     archives = []
     for seed in ("random", "1", "0"):
