@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .bazel_case import bazel_case, not_measurable
-from .model import weight_bytes, width_for
+from .child import SCAN_RECORD
+from .model import token_table, weight_bytes, width_for
 from .report import Target, draw_chart, ratio
 from .runner import REPO_ROOT, Arm, CaseResult, alternate
 
@@ -36,6 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--deps", nargs="+", default=["sympy", "mpmath"], help="packages to intern")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "bench")
     parser.add_argument("--bazel-rounds", type=int, default=3, help="0: skip the Bazel case")
+    parser.add_argument("--scan-mib", type=float, default=24, help="pickle of the scan case")
     return parser.parse_args(argv)
 
 
@@ -104,8 +106,20 @@ def resolve_case(work: Path, modules: list[str], rounds: int) -> CaseResult:
     return alternate(arms, rounds)
 
 
+def scan_case(work: Path, size_mib: float, rounds: int) -> CaseResult:
+    print(f"safe=True pre-scan of a {size_mib:g} MiB pickle, against unpickling it:")
+    from torchpack import PackageExporter
+
+    archive = work / "tokens.pt"
+    with PackageExporter(archive) as exporter:
+        exporter.save_pickle(*SCAN_RECORD.split("/"), token_table(size_mib))
+    job = {"kind": "scan", "path": str(archive)}
+    arms = [Arm(mode, {**job, "mode": mode}) for mode in ("unpickle", "scan", "safe load")]
+    return alternate(arms, rounds)
+
+
 def targets_of(cases: dict[str, CaseResult]) -> list[Target]:
-    export, load, resolve = cases["export"], cases["load"], cases["resolve"]
+    export, load, resolve, scan = (cases[name] for name in ("export", "load", "resolve", "scan"))
     theirs_first = load.median(TORCH_PACKAGE, "first_forward_seconds")
     # Each time target is judged as shipped (with the integrity manifest, verifying loads)
     # and doing the same work as torch.package (no sha256 pass).
@@ -167,6 +181,12 @@ def targets_of(cases: dict[str, CaseResult]) -> list[Target]:
             0.1,
             "x",
         ),
+        Target(
+            "safe=True pre-scan / unpickling the same pickle",
+            ratio(scan.median("scan", "seconds"), scan.median("unpickle", "seconds")),
+            1.5,
+            "x",
+        ),
     ]
     return targets
 
@@ -204,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             "export": export_case(work, width, args.rounds),
             "load": load_case(work, width, args.rounds),
             "resolve": resolve_case(work, args.deps, args.rounds),
+            "scan": scan_case(work, args.scan_mib, args.rounds),
         }
         bazel_reason = not_measurable() if args.bazel_rounds else "skipped (--bazel-rounds 0)"
         if bazel_reason is None:
@@ -227,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             "width": width,
             "rounds": args.rounds,
             "deps": args.deps,
+            "scan_mib": args.scan_mib,
         },
         "machine_before": before,
         "machine_after": machine(),
@@ -246,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         "dependency resolution": {
             arm: cases["resolve"].median(arm, "seconds") for arm in cases["resolve"].runs
         },
+        "safe pre-scan": {arm: cases["scan"].median(arm, "seconds") for arm in cases["scan"].runs},
     }
     if "bazel" in cases:
         seconds["bazel build"] = {

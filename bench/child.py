@@ -16,6 +16,8 @@ from typing import Any
 from .memory import MiB, peak_mib, reset_peak, resident_mib
 
 CHUNK = 64 * MiB
+# Where the scan case's archive keeps its pickle.
+SCAN_RECORD = "tokens/table.pkl"
 
 
 def _settle_disk(path: str) -> None:
@@ -140,6 +142,21 @@ def resolve(impl: str, modules: list[str], exclude: list[str], cache: str | None
     return {"seconds": time.perf_counter() - start, "modules": len(exporter.interned_modules())}
 
 
+def scan(path: str, mode: str) -> dict[str, Any]:
+    """The safe=True pre-scan of a pickle, or loading it (plain or safe), timed alone."""
+    from torchpack import PackageImporter
+    from torchpack.analysis.pickle_scanner import scan_pickle
+
+    importer = PackageImporter(path, safe=mode == "safe load")
+    data = importer.read_record(SCAN_RECORD)
+    start = time.perf_counter()
+    if mode == "scan":
+        scan_pickle(data, SCAN_RECORD, max_depth=1000, strict=True)
+    else:
+        importer.load_pickle(*SCAN_RECORD.split("/"))
+    return {"seconds": time.perf_counter() - start, "pickle_mib": len(data) / MiB}
+
+
 def main() -> None:
     import warnings
 
@@ -152,6 +169,7 @@ def main() -> None:
         "export": export,
         "load": load,
         "resolve": resolve,
+        "scan": scan,
     }[kind](**job)
     print(json.dumps(result))
 

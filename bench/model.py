@@ -44,3 +44,18 @@ def weight_bytes(width: int) -> int:
 
 def model_bytes(model: nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+# Bytes a token_table entry takes pickled (protocol 3): vocabulary, half a merge, one score.
+_BYTES_PER_ENTRY = 58
+
+
+def token_table(size_mib: float) -> dict:
+    """A tokenizer's tables, about ``size_mib`` pickled: what makes a model's pickle big
+    without tensors (a vocabulary, merge pairs, scores), and dense in opcodes to scan."""
+    count = max(16, int(size_mib * 2**20 / _BYTES_PER_ENTRY))
+    return {
+        "vocab": {f"tok{i:07d}": i for i in range(count)},
+        "merges": [(f"a{i}", f"b{i}") for i in range(count // 2)],
+        "scores": [i / count for i in range(count)],
+    }

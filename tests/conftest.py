@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import resource
 import subprocess
 import sys
 import textwrap
@@ -49,6 +50,18 @@ def source_tree(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Path]]:
             del sys.modules[name]
 
 
+def _limit_memory(limit_mib: int | None) -> Callable[[], None] | None:
+    """For subprocesses that read hostile input: a blow-up fails them, not the test run."""
+    if limit_mib is None:
+        return None
+
+    def limit() -> None:
+        size = limit_mib << 20
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
+    return limit
+
+
 def run_python(
     code: str | Path,
     *,
@@ -57,9 +70,12 @@ def run_python(
     extra_path: list[Path] | None = None,
     timeout: float = 300,
     args: tuple[str, ...] = (),
+    memory_limit_mib: int | None = None,
+    check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``code`` (or the script at a ``Path``, with ``args``) in a fresh interpreter (the
-    test's own), failing loudly on error."""
+    test's own), failing loudly on error unless ``check=False``; ``memory_limit_mib`` caps its
+    address space."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     python_path = [str(REPO_ROOT), *(str(p) for p in extra_path or [])]
@@ -72,12 +88,16 @@ def run_python(
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=_limit_memory(memory_limit_mib),
     )
-    assert result.returncode == 0, f"subprocess failed:\n{result.stdout}\n{result.stderr}"
+    if check:
+        assert result.returncode == 0, f"subprocess failed:\n{result.stdout}\n{result.stderr}"
     return result
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, timeout: float = 120, memory_limit_mib: int | None = None
+) -> subprocess.CompletedProcess[str]:
     """``python -m torchpack ARGS`` in a fresh interpreter; the caller checks the outcome."""
     return subprocess.run(
         [sys.executable, "-m", "torchpack", *args],
@@ -85,6 +105,7 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
         text=True,
         timeout=timeout,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        preexec_fn=_limit_memory(memory_limit_mib),
     )
 
 

@@ -27,6 +27,8 @@ def test_bench_runs_and_writes_results_and_chart(tmp_path):
             "bench",
             "--bazel-rounds",
             "0",
+            "--scan-mib",
+            "0.5",
             "--out",
             str(out),
         ],
@@ -53,7 +55,10 @@ def test_bench_runs_and_writes_results_and_chart(tmp_path):
         "raw",
     }
     assert set(resolve["runs"]) == {"torch.package", "torchpack", "torchpack warm cache"}
-    for case in (export, load, resolve):
+    scan = results["cases"]["scan"]
+    assert set(scan["runs"]) == {"unpickle", "scan", "safe load"}
+    assert 0.3 < scan["medians"]["scan"]["pickle_mib"] < 0.7
+    for case in (export, load, resolve, scan):
         assert all(len(runs) == 2 for runs in case["runs"].values())
     assert export["medians"]["torchpack"]["seconds"] > 0
     assert 0.9 < export["medians"]["torchpack"]["model_mib"] < 1.1
@@ -62,7 +67,7 @@ def test_bench_runs_and_writes_results_and_chart(tmp_path):
 
     statuses = {target["name"]: target["status"] for target in results["targets"]}
     # Export and eager load are judged as shipped and without the sha256 pass.
-    assert len(statuses) == 10
+    assert len(statuses) == 11
     assert set(statuses.values()) <= {"met", "MISSED"}
     for name, status in statuses.items():
         assert f"{name}: " in result.stdout and status in result.stdout

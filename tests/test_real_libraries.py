@@ -49,24 +49,9 @@ def packages(exports: tuple[Path, str]) -> Path:
     return exports[0]
 
 
-def _needs_safe_gelu(case: str, safe: bool) -> bool:
-    return case == "bert" and safe
-
-
-# BERT holds torch._C._nn.gelu, which the safe loader's allow list gains on the `safety`
-# branch; strict, so that this marker goes once that lands.
-SAFE_GELU = pytest.mark.xfail(
-    strict=True, reason="torch._C._nn.gelu is not on the safe-loading allow list yet"
-)
-
-
 @pytest.mark.parametrize(
     ("case", "safe"),
-    [
-        pytest.param(case, safe, marks=[SAFE_GELU] if _needs_safe_gelu(case, safe) else [])
-        for case in AVAILABLE
-        for safe in (False, True)
-    ],
+    [(case, safe) for case in AVAILABLE for safe in (False, True)],
 )
 def test_model_loads_hermetically_with_equal_outputs(packages: Path, case: str, safe: bool) -> None:
     library = CASES[case].library

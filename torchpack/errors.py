@@ -115,10 +115,14 @@ class ArchiveError(Exception):
 class MalformedArchiveError(ArchiveError):
     """The archive's structure or a record's content is broken or hostile.
 
-    Raised before anything in the archive runs: a file that is not a ZIP, a truncated archive,
-    record names with ``..``, absolute paths or duplicates, compressed records, declared sizes
-    that do not fit the file, bad CRCs, unreadable pickles, missing or future ``.data/version``,
-    interned sources that do not compile, and unzipped packages with links that lead outside.
+    Raised before anything in the archive runs: a file that is not a ZIP, a truncated or
+    ambiguous archive (readers could disagree on its records), record names with ``..``,
+    absolute paths, control characters or duplicates (also by case), compressed records,
+    declared sizes that do not fit the file, bad CRCs, unreadable or hostile pickles (too deep,
+    doing what Python's pickler never writes, bad persistent ids, rebuild arguments out of
+    range, more memory than ``max_rebuild_bytes``), missing or unreadable ``.data/version``,
+    interned sources that do not compile, and unzipped packages with special files or links
+    that lead outside.
     """
 
 
@@ -127,16 +131,30 @@ class IntegrityError(ArchiveError):
     missing, or records were added or removed since it was written."""
 
 
-class UnsafeGlobalError(ArchiveError):
-    """``safe=True`` refused a global a pickle names: it is neither defined in a module interned
-    in the package nor on the allow list. ``allow_globals=["module.name"]`` admits it."""
+class IntegrityWarning(UserWarning):
+    """A package without an integrity manifest shows signs of having been changed since it was
+    written (issued once per package, naming it). ``verify=True`` refuses packages without a
+    manifest; ``verify=False`` skips the checks and this warning."""
 
-    def __init__(self, archive: str, record: str, global_name: str) -> None:
+
+class UnsafeGlobalError(ArchiveError):
+    """``safe=True`` refused a global a pickle names, or what the pickle does with it: it is
+    neither defined in a module interned in the package nor a known-harmless reconstruction
+    helper used as such (torch's tensor rebuilds, plain containers, dtypes, ``torch.nn``
+    classes instantiated without their constructor, torch functions held as values).
+    ``allow_globals=["module.name"]`` admits it as it is."""
+
+    def __init__(
+        self, archive: str, record: str, global_name: str, reason: str | None = None
+    ) -> None:
+        reason = reason or (
+            "it is not defined in the package's own modules nor a known-harmless "
+            "reconstruction function"
+        )
         super().__init__(
             archive,
-            f"safe loading refuses the global {global_name!r}: it is not defined in the "
-            "package's own modules nor a known-harmless reconstruction function; if you trust "
-            f"it, pass allow_globals=[{global_name!r}]",
+            f"safe loading refuses the global {global_name!r}: {reason}; if you trust it, "
+            f"pass allow_globals=[{global_name!r}]",
             record,
         )
         self.global_name = global_name
@@ -153,3 +171,9 @@ class MissingModuleError(ArchiveError, ModuleNotFoundError):
             record,
         )
         self.name = module_name
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message, for one-line reports of others' exceptions."""
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__

@@ -11,7 +11,7 @@ from typing import IO, Any
 import torch
 
 from . import _mock
-from ._mangling import is_mangled
+from ._mangling import demangle, is_mangled
 from .analysis.glob_group import GlobGroup, GlobPattern
 from .analysis.module_analysis import AnalysisCache, ModuleAnalyzer
 from .analysis.pickle_scanner import find_globals
@@ -175,12 +175,16 @@ class PackageExporter:
             raise TypeError(
                 "save_module() takes a module name; did you mean to pass module.__name__?"
             )
+        # A module loaded from a package is saved under its real name.
+        module_name = demangle(module_name)
+        _check_module_name(module_name, is_package=False)
         self._resolver.intern_module(module_name, dependencies)
 
     def save_source_string(
         self, module_name: str, src: str, is_package: bool = False, dependencies: bool = True
     ) -> None:
         """Add ``src`` to the package as the source of ``module_name``."""
+        _check_module_name(module_name, is_package)
         source = ModuleSource(
             module_name, is_package, src.encode("utf-8"), origin=f"<{module_name}>"
         )
@@ -192,6 +196,7 @@ class PackageExporter:
         """Add a file as ``module_name``, or a folder as the package ``module_name``."""
         path = Path(file_or_directory)
         if not path.is_dir():
+            _check_module_name(module_name, is_package=False)
             self._resolver.intern_source(
                 ModuleSource(module_name, False, path.read_bytes(), origin=str(path)), dependencies
             )
@@ -202,6 +207,7 @@ class PackageExporter:
             if is_package:
                 parts.pop()
             name = ".".join([module_name, *parts])
+            _check_module_name(name, is_package)
             self._resolver.intern_source(
                 ModuleSource(name, is_package, file.read_bytes(), origin=str(file)), dependencies
             )
@@ -273,8 +279,7 @@ class PackageExporter:
             source = resolver.decisions[name].source
             if source is None or source.source is None:
                 continue
-            if is_mangled(name):
-                raise ValueError(f"refusing to save the mangled module name {name!r}")
+            _check_module_name(name, source.is_package)
             self._archive.write(source_record(name, source.is_package), source.source)
             if source.origin is not None:
                 folder = site_folder(name, source.is_package, source.origin)
@@ -329,3 +334,10 @@ class PackageExporter:
         return sorted(
             n for n, d in self._resolver.decisions.items() if d.action is ModuleAction.DENY
         )
+
+
+def _check_module_name(name: str, is_package: bool) -> None:
+    """Refuse, when it is given, a module name the importer could not load back."""
+    if is_mangled(name):
+        raise ValueError(f"refusing to save the mangled module name {name!r}")
+    source_record(name, is_package)  # raises ValueError naming the problem

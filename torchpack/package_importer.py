@@ -31,9 +31,9 @@ from typing import Any
 import torch
 
 from ._importlib import _calc___package__, _normalize_line_endings, _resolve_name
-from ._mangling import PackageMangler, demangle
+from ._mangling import PackageMangler, demangle, get_mangle_prefix
 from .analysis.glob_group import GlobPattern
-from .analysis.pickle_scanner import PickleScanError, find_globals
+from .analysis.pickle_scanner import PickleScanError, scan_pickle
 from .archive.format import (
     EXTERN_MODULES_RECORD,
     IMPORTER_MODULE,
@@ -43,21 +43,24 @@ from .archive.format import (
 )
 from .archive.reader import (
     ArchiveSource,
-    BackgroundChecks,
     DirectoryArchiveReader,
+    ReadAhead,
     ZipArchiveReader,
     open_archive,
 )
-from .errors import ArchiveError, MalformedArchiveError
+from .errors import ArchiveError, MalformedArchiveError, UnsafeGlobalError, first_line
 from .file_structure_representation import Directory, directory_from_paths
 from .importer import Importer
 from .loading import package_finder
+from .loading.checked_calls import SafeLoad
 from .loading.distributions import normalize_distribution_name, packaged_distributions
 from .loading.file_cache import default_cache_dir, extract_records
 from .loading.module_tree import ExternNode, ModuleTree, PackageNode
 from .loading.package_importlib import PackageImportlib
+from .loading.persistent_ids import PersistentLoads
 from .loading.resources import PackageResourceReader
-from .loading.safe_globals import GlobalPolicy
+from .loading.safe_globals import GlobalPolicy, is_package_reducer
+from .loading.script_records import ScriptChecks
 from .loading.storages import MapLocation, StorageLoader
 from .loading.unpickler import PackageUnpickler, SafeUnpickler
 
@@ -65,6 +68,8 @@ from .loading.unpickler import PackageUnpickler, SafeUnpickler
 _MAX_PICKLE_DEPTH = 1000
 # Loadable even when a package does not list them as extern: old packages may not.
 _ALWAYS_EXTERN = frozenset({"builtins"})
+# What safe loading lets a pickle's constructor calls allocate beyond 4x the archive's size.
+_REBUILD_ALLOWANCE = 64 << 20
 
 
 class PackageImporter(Importer):
@@ -79,10 +84,14 @@ class PackageImporter(Importer):
       (:class:`~torchpack.errors.IntegrityError` names the changed record); ``verify=False``
       skips the manifest and the storages' CRCs.
     - ``safe=True``: :meth:`load_pickle` resolves only globals defined in the package's own
-      modules, torch's tensor and storage reconstruction, ``torch.nn`` module classes, plain
-      containers, and ``allow_globals`` (``"module.name"`` patterns); anything else raises
-      :class:`~torchpack.errors.UnsafeGlobalError`. Off by default, as in torch.package.
-      The package's interned modules still run when imported: ``torchpack audit`` lists them.
+      modules, torch's tensor and storage reconstruction (arguments checked), ``torch.nn``
+      module classes, plain containers, torch functions held as values, and
+      ``allow_globals`` (``"module.name"`` patterns); anything else raises
+      :class:`~torchpack.errors.UnsafeGlobalError`, and every hostile pickle an
+      :class:`~torchpack.errors.ArchiveError`. What constructors called by one pickle may
+      allocate is bounded by ``max_rebuild_bytes`` (default: 4 times the archive's size plus
+      64 MiB). Off by default, as in torch.package. The package's interned modules still run
+      when imported: ``torchpack audit`` lists them.
     - ``mmap=True``: tensor storages are mapped from the archive file (copy-on-write) instead
       of read, so loading touches only the pages tensors use; their digests and CRCs are not
       checked, since that would read every byte. Needs a path to a ZIP archive; an unzipped
@@ -109,9 +118,16 @@ class PackageImporter(Importer):
         mmap: bool = False,
         extract: bool | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        max_rebuild_bytes: int | None = None,
     ) -> None:
         self._archive = open_archive(file_or_buffer, verify, mmap=mmap)
         self._global_policy = GlobalPolicy(allow_globals) if safe else None
+        self._max_rebuild_bytes = (
+            max_rebuild_bytes
+            if max_rebuild_bytes is not None
+            else 4 * self._archive.size + _REBUILD_ALLOWANCE
+        )
+        self._script_checks = ScriptChecks(self._archive, _MAX_PICKLE_DEPTH)
         self.filename = self._archive.name
         self.zip_reader = (
             self._archive.zip_reader
@@ -153,7 +169,12 @@ class PackageImporter(Importer):
             raise ArchiveError(
                 self.filename, "missing; this is not a torch.package archive", EXTERN_MODULES_RECORD
             )
-        text = self._archive.read(EXTERN_MODULES_RECORD).decode("utf-8")
+        try:
+            text = self._archive.read(EXTERN_MODULES_RECORD).decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedArchiveError(
+                self.filename, "is not UTF-8", EXTERN_MODULES_RECORD
+            ) from None
         return [line for line in text.splitlines() if line]
 
     def resource_records(self) -> list[str]:
@@ -183,40 +204,42 @@ class PackageImporter(Importer):
         """Unpickle ``package/resource``, importing the code it needs from this package."""
         record = resource_record(package, resource)
         data = self._archive.read(record)
+
+        def refuse(problem: str) -> MalformedArchiveError:
+            return MalformedArchiveError(self.filename, problem, record)
+
+        scan = None
         if self._global_policy is not None:
-            # Before anything in it runs: a truncated, corrupt or absurdly deep pickle is refused.
+            # Before anything in it runs: truncated, corrupt, absurdly deep, or doing what
+            # Python's pickler never writes.
             try:
-                find_globals(data, record, max_depth=_MAX_PICKLE_DEPTH)
+                scan = scan_pickle(data, record, max_depth=_MAX_PICKLE_DEPTH, strict=True)
             except PickleScanError as err:
-                raise MalformedArchiveError(self.filename, str(err), record) from None
+                raise refuse(str(err)) from None
         storage_context = torch._C.DeserializationStorageContext()
-        checks = BackgroundChecks()
+        read_ahead = ReadAhead()
         storages = StorageLoader(
-            self._archive.storage_reader(checks), map_location, storage_context
+            self._archive.storage_reader(read_ahead), map_location, storage_context, refuse
         )
-        reduced: dict[Any, Any] = {}
-
-        def persistent_load(saved_id: Any) -> Any:
-            kind = saved_id[0].decode("ascii") if isinstance(saved_id[0], bytes) else saved_id[0]
-            if kind == "storage":
-                return storages.load(*saved_id[1:])
-            if kind == "reduce_package":
-                if len(saved_id) == 3:  # written before reduce ids existed
-                    _, func, args = saved_id
-                    return func(self, *args)
-                _, reduce_id, func, args = saved_id
-                if reduce_id not in reduced:
-                    reduced[reduce_id] = func(self, *args)
-                return reduced[reduce_id]
-            raise pickle.UnpicklingError(
-                f"package {self.filename}, record {record!r}: unknown persistent id {kind!r}"
+        persistent_load = PersistentLoads(
+            storages,
+            lambda func, args: self._call_reducer(func, args, storages, record),
+            refuse,
+        )
+        unpickler: PackageUnpickler
+        if scan is None:
+            unpickler = PackageUnpickler(self, io.BytesIO(data), record=record)
+        else:
+            assert self._global_policy is not None
+            load = SafeLoad(self.filename, record, self._max_rebuild_bytes)
+            unpickler = SafeUnpickler(
+                self,
+                io.BytesIO(data),
+                record=record,
+                policy=self._global_policy,
+                scan=scan,
+                load=load,
             )
-
-        unpickler: PackageUnpickler = (
-            PackageUnpickler(self, io.BytesIO(data), record=record)
-            if self._global_policy is None
-            else SafeUnpickler(self, io.BytesIO(data), record=record, policy=self._global_policy)
-        )
         unpickler.persistent_load = persistent_load
         self.storage_context = storage_context
         self.last_map_location = map_location
@@ -226,17 +249,48 @@ class PackageImporter(Importer):
                 # attributes, which warns; the storages are torch's to retire, not the user's.
                 warnings.filterwarnings("ignore", "TypedStorage is deprecated", UserWarning)
                 result = unpickler.load()
-            checks.finish()
+        except ArchiveError:
+            raise
         except (pickle.UnpicklingError, EOFError, struct.error, RecursionError) as err:
-            raise MalformedArchiveError(
-                self.filename, f"the pickle is truncated or corrupt: {err}", record
+            raise refuse(f"the pickle is truncated or corrupt: {err}") from err
+        except Exception as err:
+            if scan is None:
+                raise  # torch.package's behaviour: the error of the code that failed
+            # Safe loading promises a torchpack error for every hostile pickle.
+            raise refuse(
+                f"the pickle's objects cannot be rebuilt: {type(err).__name__}: {first_line(err)}"
             ) from err
         finally:
-            checks.close()
+            read_ahead.close()
             self.storage_context = None
             self.last_map_location = None
         torch._utils._validate_loaded_sparse_tensors()
         return result
+
+    def _call_reducer(self, func: Any, args: tuple, storages: StorageLoader, record: str) -> Any:
+        """``func(self, *args)`` for a ``reduce_package`` persistent id, once it is allowed
+        and, for TorchScript, once every record torch.jit will read is checked."""
+        if self._global_policy is not None and not (
+            self._defines(func) or is_package_reducer(func)
+        ):
+            raise UnsafeGlobalError(
+                self.filename,
+                record,
+                getattr(func, "__qualname__", repr(func)),
+                "a __reduce_package__ loader must be the package's own function, or "
+                "TorchScript's or torch.fx's",
+            )
+        if func is getattr(sys.modules.get("torch.jit._script"), "unpackage_script_module", None):
+            self._script_checks.check(args[0] if args else None, storages, record)
+        return func(self, *args)
+
+    def _defines(self, obj: Any) -> bool:
+        """True if ``obj`` is defined in this package's own code (not merely reachable)."""
+        try:
+            module = getattr(obj, "__module__", None)
+        except Exception:  # noqa: BLE001 - a mocked object raises on every attribute
+            return False
+        return isinstance(module, str) and get_mangle_prefix(module) == self.id()
 
     def import_module(self, name: str, package: str | None = None) -> types.ModuleType:
         """Load ``name`` from the package (or the environment, if extern) and return it."""
@@ -251,7 +305,7 @@ class PackageImporter(Importer):
     def python_version(self) -> str | None:
         if not self._archive.has_record(PYTHON_VERSION_RECORD):
             return None
-        return self._archive.read(PYTHON_VERSION_RECORD).decode("utf-8").strip()
+        return self._archive.read(PYTHON_VERSION_RECORD).decode("utf-8", "replace").strip()
 
     def id(self) -> str:
         """This importer's mangle prefix, e.g. ``<torch_package_0>``."""
@@ -452,10 +506,11 @@ class PackageImporter(Importer):
     def _compile(self, source: bytes, source_record: str, file_name: str) -> types.CodeType:
         try:
             return compile(source, file_name, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError) as err:
-            # SyntaxError also covers source that is not valid UTF-8 (or its declared coding).
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+            # SyntaxError also covers source that is not valid UTF-8 (or its declared coding);
+            # the compiler gives up on pathologically nested code with the last two.
             raise MalformedArchiveError(
-                self.filename, f"interned source does not compile: {err}", source_record
+                self.filename, f"interned source does not compile: {first_line(err)}", source_record
             ) from err
 
     def __import__(

@@ -15,8 +15,6 @@ import importlib.machinery
 import sys
 import types
 
-import pytest
-
 _ALIAS = "torch.package"
 
 
@@ -57,9 +55,3 @@ if "torch" in sys.modules:
     raise RuntimeError("swap_torch_package must be loaded before torch is imported (-p)")
 sys.meta_path.insert(0, TorchPackageToTorchpack())
 
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    import torch.package
-
-    # Reported in the run's output, where the calling test checks it.
-    print(f"\ntorch.package is {torch.package.__name__}")

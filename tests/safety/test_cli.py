@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
+from bad_archives import manifest_for
 from conftest import run_cli
 
 from torchpack import PackageExporter
@@ -179,3 +181,122 @@ for argv in (["inspect", {str(path)!r}], ["inspect", "--json", {str(path)!r}],
         "why 0 False",
         "diff 1 False",
     ]
+
+
+# -- audit analyses exactly what the importer would run ----------------------------------------
+
+
+def _rewrite(path: Path, target: Path, edit) -> Path:
+    """The package's records passed through ``edit(records)``, with a manifest to match:
+    a package made by hand, as an attacker makes one."""
+    with zipfile.ZipFile(path) as archive:
+        top = archive.namelist()[0].split("/", 1)[0]
+        records = {i.filename.split("/", 1)[1]: archive.read(i) for i in archive.infolist()}
+    records = edit(records)
+    records[".data/manifest.sha256"] = manifest_for(list(records.items()))
+    with zipfile.ZipFile(target, "w") as out:
+        for name, data in records.items():
+            out.writestr(f"{top}/{name}", data)
+    return target
+
+
+def _audit(path: Path) -> tuple[int, str]:
+    result = run_cli("audit", str(path))
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, result.stdout
+
+
+def _audit_hand_made(tmp_path: Path, edit) -> tuple[int, str]:
+    """Audit a small package after ``edit`` changed its records (manifest recomputed)."""
+    base = tmp_path / "base.pt"
+    with PackageExporter(base) as exporter:
+        exporter.save_text("data", "notes.txt", "x")
+    return _audit(_rewrite(base, tmp_path / "hand_made.pt", edit))
+
+
+def test_audit_shows_a_mock_support_module_that_is_not_torchpacks(tmp_path, package):
+    def evil_mock(records):
+        records["_mock.py"] = b"import subprocess\nsubprocess.run(['id'])\n" + records["_mock.py"]
+        return records
+
+    path = _rewrite(package(tmp_path / "m.pt"), tmp_path / "evil.pt", evil_mock)
+    _, out = _audit(path)
+    assert "  _mock   imports subprocess" in out
+    assert "  cli_models.training" in out  # its stub runs _mock: code, not a mock
+
+
+def test_audit_reads_the_source_the_importer_runs(tmp_path):
+    path = tmp_path / "shadow.pt"
+    with PackageExporter(path) as exporter:
+        exporter.save_source_string("pkg", "VALUE = 1\n")  # pkg.py: never runs
+        exporter.save_text("pkg", "__init__.py", "import subprocess\n")  # runs instead
+    _, out = _audit(path)
+    assert "  pkg   imports subprocess" in out
+
+
+def test_audit_scans_pickles_whatever_their_name(tmp_path):
+    path = tmp_path / "named.pt"
+    with PackageExporter(path) as exporter:
+        exporter.save_binary("data", "model.bin", b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R.")
+        exporter.save_text("data", "labels.txt", "cat\ndog\n")
+    status, out = _audit(path)
+    assert status == 1
+    assert "pickle data/model.bin:\n  DANGEROUS os.system" in out
+    assert "labels.txt" not in out  # text, and names nothing importable
+
+
+def test_audit_judges_a_shipped_module_shadowed_by_an_extern_one(tmp_path):
+    def ship_os(records):
+        records["os.py"] = b"def system(command):\n    return 0\n"
+        records[".data/extern_modules"] += b"os\n"
+        records["data/t.pkl"] = b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R."
+        return records
+
+    status, out = _audit_hand_made(tmp_path, ship_os)
+    assert status == 1
+    assert "DANGEROUS os.system" in out
+
+
+def test_audit_calls_the_importer_itself_dangerous(tmp_path):
+    def ship_importer(records):
+        records["torch_package_importer.py"] = b"def import_module(name):\n    pass\n"
+        records["data/t.pkl"] = (
+            b"\x80\x02ctorch_package_importer\nimport_module\nX\x02\x00\x00\x00os\x85R."
+        )
+        return records
+
+    status, out = _audit_hand_made(tmp_path, ship_importer)
+    assert status == 1
+    assert "DANGEROUS torch_package_importer.import_module" in out
+
+
+def test_audit_labels_only_what_the_package_defines_as_its_own(tmp_path):
+    path = tmp_path / "imported.pt"
+    with PackageExporter(path) as exporter:
+        exporter.save_source_string("victim", "from os import system\n\nclass Own:\n    pass\n")
+        exporter.save_binary("data", "t.pkl", b"\x80\x02cvictim\nsystem\nX\x02\x00\x00\x00id\x85R.")
+        exporter.save_binary("data", "own.pkl", b"\x80\x02cvictim\nOwn\n)\x81.")
+    status, out = _audit(path)
+    assert status == 1
+    assert "UNKNOWN   victim.system" in out
+    assert "package   victim.Own" in out
+
+
+# -- commands stay linear and stream records ---------------------------------------------------
+
+
+def test_commands_stream_records_bigger_than_their_memory(tmp_path):
+    big = 32 << 20  # 128 MiB of float32, with the commands limited to 96 MiB of address space
+    paths = []
+    for value in (1.0, 2.0):
+        path = tmp_path / f"big{int(value)}.pt"
+        with PackageExporter(path) as exporter:
+            exporter.save_pickle("data", "t.pkl", torch.full((big,), value))
+            exporter.save_binary("data", "blob.bin", bytes(4 * big))  # not a pickle
+        paths.append(str(path))
+    diff = run_cli("diff", *paths, memory_limit_mib=96)
+    assert diff.returncode == 1, diff.stderr
+    assert "~ tensor storage .data/0.storage" in diff.stdout
+    for command in ("verify", "inspect", "audit"):
+        result = run_cli(command, paths[0], memory_limit_mib=96)
+        assert result.returncode == 0, (command, result.stderr)

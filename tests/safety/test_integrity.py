@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch.package
 from conftest import read_record, records_of, run_cli
 
 from torchpack import PackageExporter, PackageImporter
-from torchpack.errors import IntegrityError, MalformedArchiveError
+from torchpack.errors import IntegrityError, IntegrityWarning, MalformedArchiveError
 
 TRAILER = {".data/version", "byteorder", ".data/serialization_id"}
 
@@ -187,14 +188,17 @@ def test_integrity_manifest_can_be_left_out(tmp_path):
     with PackageExporter(path, integrity_manifest=False) as exporter:
         exporter.save_pickle("res", "t.pkl", {"w": torch.arange(10.0)})
     assert ".data/manifest.sha256" not in records_of(path)
-    assert torch.equal(PackageImporter(path).load_pickle("res", "t.pkl")["w"], torch.arange(10.0))
+    # Its layout is torchpack's: a missing manifest could be one removed to hide an edit.
+    with pytest.warns(IntegrityWarning, match="integrity_manifest=False"):
+        importer = PackageImporter(path)
+    assert torch.equal(importer.load_pickle("res", "t.pkl")["w"], torch.arange(10.0))
     with pytest.raises(IntegrityError, match="has no integrity manifest"):
         PackageImporter(path, verify=True)
 
 
 @pytest.mark.parametrize("verify", [None, True])
-def test_storages_checked_beside_the_load_still_stop_it(tmp_path, verify):
-    """Storage checks run in a second thread while the load goes on; a bad one still fails it."""
+def test_storages_checked_while_the_next_chunk_is_read_still_stop_the_load(tmp_path, verify):
+    """A second thread reads ahead while storages are checked; a bad one still fails the load."""
     path = tmp_path / "layers.pt"
     layers = [torch.full((300_000,), float(i)) for i in range(6)]  # 1.2 MB each
     with PackageExporter(path) as exporter:
@@ -207,4 +211,65 @@ def test_storages_checked_beside_the_load_still_stop_it(tmp_path, verify):
     with pytest.raises(IntegrityError) as info:
         PackageImporter(flipped, verify=verify).load_pickle("res", "layers.pkl")
     assert info.value.record == storages[3]
-    assert not [t for t in threading.enumerate() if t.name.startswith("torchpack-check")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("torchpack-read")]
+
+
+class InPlace:
+    """Changes the end of its tensor in __setstate__, while storages are still being checked."""
+
+    def __init__(self, size: int) -> None:
+        self.weights = torch.zeros(size)
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.weights[-1000:] += 1
+
+
+@pytest.mark.parametrize("verify", [None, True])
+def test_setstate_that_edits_a_tensor_during_the_load_is_not_tampering(tmp_path, verify):
+    path = tmp_path / "inplace.pt"
+    with PackageExporter(path) as exporter:
+        exporter.extern(__name__)
+        exporter.save_pickle("res", "obj.pkl", [InPlace(16 << 20), InPlace(1 << 20)])
+    for _ in range(3):
+        first, second = PackageImporter(path, verify=verify).load_pickle("res", "obj.pkl")
+        assert first.weights[-1].item() == 1 and second.weights[0].item() == 0
+
+
+def _strip_manifest(path: Path, target: Path, edit: bytes | None = None) -> Path:
+    """What someone hiding an edit does: rewrite the archive without the manifest."""
+    with zipfile.ZipFile(path) as archive, zipfile.ZipFile(target, "w") as out:
+        for info in archive.infolist():
+            if info.filename.endswith(".data/manifest.sha256"):
+                continue
+            data = archive.read(info)
+            if edit is not None and info.filename.endswith("res/notes.txt"):
+                data = edit
+            out.writestr(info, data)
+    return target
+
+
+def test_a_stripped_manifest_warns_and_verify_true_refuses(tmp_path):
+    stripped = _strip_manifest(_export(tmp_path / "m.pt"), tmp_path / "stripped.pt", b"HELLO")
+    with pytest.warns(IntegrityWarning, match=f"package {stripped} has no integrity manifest"):
+        importer = PackageImporter(stripped)
+    assert importer.load_text("res", "notes.txt") == "HELLO"
+    with pytest.raises(IntegrityError, match="has no integrity manifest"):
+        PackageImporter(stripped, verify=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PackageImporter(stripped, verify=False)
+
+
+def test_torch_package_archives_load_without_a_warning(tmp_path):
+    path = tmp_path / "theirs.pt"
+    with torch.package.PackageExporter(str(path)) as exporter:
+        exporter.save_pickle("res", "t.pkl", {"w": torch.arange(10.0), "b": torch.ones(2)})
+        exporter.save_text("res", "notes.txt", "hello")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IntegrityWarning)
+        assert PackageImporter(path).load_text("res", "notes.txt") == "hello"
+    # Its records changed since PyTorch's writer sealed them: the seal no longer matches.
+    edited = _strip_manifest(path, tmp_path / "edited.pt", b"HELLO")
+    with pytest.warns(IntegrityWarning, match="serialization_id does not match"):
+        PackageImporter(edited)

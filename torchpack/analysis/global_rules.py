@@ -1,12 +1,14 @@
 """Which pickle globals are harmless reconstruction helpers, and which are known to be dangerous.
 
-Torch-free: ``torchpack audit`` judges globals by name without importing anything, and safe
-loading (:mod:`torchpack.loading.safe_globals`) starts from the same lists.
+Torch-free: ``torchpack audit`` judges globals by name and by what the pickle does with them
+(:mod:`~torchpack.analysis.pickle_scanner`) without importing anything. Safe loading
+(:mod:`torchpack.loading.safe_globals`) judges the resolved objects by the same categories.
 """
 
 from __future__ import annotations
 
 from .glob_group import GlobGroup
+from .pickle_scanner import BUILT, CALL, NEW
 
 HARMLESS_GLOBALS = frozenset(
     {
@@ -48,10 +50,8 @@ HARMLESS_GLOBALS = frozenset(
         "torch.serialization._get_layout",
         "torch.nn.parameter.Parameter",
         "torch.nn.parameter.Buffer",
-        "torch.Tensor",
         "torch.Size",
         "torch.device",
-        "torch.UntypedStorage",
     }
 )
 
@@ -134,6 +134,8 @@ DANGEROUS_GLOBALS = GlobGroup(
         "operator.methodcaller",
         "operator.itemgetter",
         "torch.hub.**",
+        # The importer itself: its import_module reaches any module.
+        "torch_package_importer.**",
         "torch.load",
         "torch.serialization.load",
         "torch.jit.load",
@@ -144,12 +146,56 @@ DANGEROUS_GLOBALS = GlobGroup(
 )
 
 
-def is_harmless(module: str, name: str) -> bool:
-    """By name: a reconstruction helper, a torch value, or a ``torch.nn`` module class."""
+# Where torch's operator functions live (a model may hold one: torch._C._nn.gelu, F.relu).
+OPERATOR_MODULES = frozenset(
+    {
+        "torch._C._nn",
+        "torch._C._fft",
+        "torch._C._linalg",
+        "torch._C._special",
+        "torch._C._nested",
+        "torch._C._sparse",
+        "torch.nn.functional",
+    }
+)
+# Protocol 3 reaches torch.relu as getattr(torch._C._VariableFunctionsClass, "relu").
+_VARIABLE_FUNCTIONS = "_VariableFunctionsClass."
+
+# May be held as values, never called: calling one allocates at will or runs the importer.
+VALUE_ONLY_GLOBALS = frozenset(
+    {
+        "torch.Tensor",
+        "torch.jit._script.unpackage_script_module",
+        "torch.fx.graph_module.reduce_package_graph_module",
+        "torch.fx._symbolic_trace.Tracer",
+    }
+)
+
+
+def is_operator_name(module: str, name: str) -> bool:
+    """Named like a torch operator function (safe loading checks the object itself)."""
+    if module == "torch._C" and name.startswith(_VARIABLE_FUNCTIONS):
+        op = name[len(_VARIABLE_FUNCTIONS) :]
+        return "." not in op and not op.startswith("_") and op != "from_file"
+    return module in OPERATOR_MODULES and "." not in name
+
+
+def judge(module: str, name: str, uses: int) -> str | None:
+    """``harmless``, ``dangerous`` or None (unknown), by name and by what the pickle does
+    with the global (``uses`` from the scan), as safe loading would decide."""
     full_name = f"{module}.{name}"
-    if full_name in HARMLESS_GLOBALS:
-        return True
-    # A dotted name reaches through an attribute (`conv.F.conv2d`): not what the rules mean.
-    return "." not in name and (
-        TORCH_VALUE_NAMES.matches(full_name) or NN_MODULE_CLASSES.matches(module)
+    if DANGEROUS_GLOBALS.matches(full_name):
+        return "dangerous"
+    if full_name in HARMLESS_GLOBALS and full_name not in VALUE_ONLY_GLOBALS:
+        return "harmless"
+    value_only = (
+        full_name in VALUE_ONLY_GLOBALS
+        or is_operator_name(module, name)
+        or ("." not in name and TORCH_VALUE_NAMES.matches(full_name))
     )
+    if value_only:
+        return "dangerous" if uses & (CALL | NEW | BUILT) else "harmless"
+    if "." not in name and NN_MODULE_CLASSES.matches(module):
+        # Instantiated without the constructor (NEWOBJ) is how modules are pickled.
+        return "dangerous" if uses & CALL else "harmless"
+    return None

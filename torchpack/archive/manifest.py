@@ -161,12 +161,9 @@ def verify_index(index: ZipIndex) -> tuple[Manifest, list[ArchiveError]]:
             if record in WRITER_TRAILER_RECORDS:
                 check_trailer_record(index.name, record, index.read(record))
             elif manifest.crc_only(record):
-                index.read(record)  # checks the CRC
+                index.check_crc(record)
             elif record in manifest.digests:
-                hasher = hashlib.sha256()
-                for chunk in index.chunks(record):
-                    hasher.update(chunk)
-                manifest.check_digest(record, hasher.hexdigest())
+                manifest.check_digest(record, index.sha256(record))
         except ArchiveError as err:
             problems.append(err)
     return manifest, problems

@@ -1,60 +1,96 @@
 """Reading records from a package: a ZIP archive or an unzipped folder.
 
 Archives are validated (:mod:`torchpack.archive.zip_index`) before PyTorch's C++ reader
-opens them, and every record read is checked: against the integrity manifest when the
-package has one and checking is on, else against the ZIP's CRC.
+opens them, and PyTorch's reader must then see exactly the records the index saw, at the same
+offsets. Every record read is checked: against the integrity manifest when the package has
+one and checking is on, else against the ZIP's CRC. Tensor storages are read by torchpack
+itself and checked on the bytes as they were read, before the unpickler gets them (a second
+thread reads the next chunk meanwhile): code that changes a tensor while the load goes on
+cannot make a valid package fail.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
-import weakref
+import stat
+import warnings
+import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Union
+from typing import IO, Any, Union
 
 import torch
 
-from ..errors import ArchiveError, IntegrityError, MalformedArchiveError
-from .format import MANIFEST_RECORD, VERSION_RECORD, WRITER_TRAILER_RECORDS
+from ..errors import (
+    ArchiveError,
+    IntegrityError,
+    IntegrityWarning,
+    MalformedArchiveError,
+    first_line,
+)
+from .format import MANIFEST_RECORD, VERSION_RECORD, WRITER_TRAILER_RECORDS, record_name_problem
 from .manifest import Manifest, check_trailer_record
 from .storage_buffer import storage_buffer
-from .zip_index import ZipIndex, check_crc, check_format_version
+from .tamper_signs import tamper_signs
+from .zip_index import ZipIndex, check_crc, check_crc_value, check_format_version, open_regular_file
 
 ArchiveSource = Union[str, os.PathLike, IO[bytes], "torch._C.PyTorchFileReader"]
+# Storages are read and checked in chunks of this size.
+_CHUNK = 4 << 20
 
 
-class BackgroundChecks:
-    """The storage checks of one load, each run in a second thread while the load goes on.
+class ReadAhead:
+    """The helper thread of one load: it reads a storage's next chunk while this one is checked.
 
-    hashlib and zlib release the GIL, so checking one storage overlaps with reading the next
-    and with unpickling; the load returns only once every check has passed.
+    Checking a storage's chunk as soon as it is read checks the bytes as read (nothing else has
+    the storage yet, so nothing can change it), and with a second core it costs no more than
+    the longer of reading and hashing (both release the GIL). Every storage is checked before
+    the unpickler gets it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, threaded: bool = True) -> None:
+        self._threaded = threaded
         self._executor: ThreadPoolExecutor | None = None
-        self._pending: list[Future[None]] = []
 
-    def run(self, check: Callable[[], None]) -> None:
+    def submit(self, read: Callable[[], bool]) -> Future[bool]:
+        """``read`` in the helper thread (or at once, when not threaded)."""
+        if not self._threaded:
+            done: Future[bool] = Future()
+            try:
+                done.set_result(read())
+            except Exception as err:  # noqa: BLE001 - reported where the result is taken
+                done.set_exception(err)
+            return done
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="torchpack-check")
-        self._pending.append(self._executor.submit(check))
-
-    def finish(self) -> None:
-        """Wait for every check; raise the first that failed, in the order they were run."""
-        pending, self._pending = self._pending, []
-        try:
-            for future in pending:
-                future.result()
-        finally:
-            self.close()
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="torchpack-read")
+        return self._executor.submit(read)
 
     def close(self) -> None:
-        """Stop without reporting (the load failed anyway); idempotent."""
+        """Stop the helper thread (idempotent)."""
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+
+class _StreamCheck:
+    """A record's digest or CRC, computed from its bytes as they are read, then compared."""
+
+    def __init__(self, finish: Callable[[Any], None], sha256: bool) -> None:
+        self._hash = hashlib.sha256() if sha256 else None
+        self._crc = 0
+        self._finish = finish
+
+    def update(self, chunk: bytes | memoryview) -> None:
+        if self._hash is not None:
+            self._hash.update(chunk)
+        else:
+            self._crc = zlib.crc32(chunk, self._crc)
+
+    def finish(self) -> None:
+        """Compare: the sha256 (hex) with the manifest, or the CRC with the ZIP's."""
+        self._finish(self._hash.hexdigest() if self._hash is not None else self._crc)
 
 
 class _RecordChecks:
@@ -79,6 +115,16 @@ class _RecordChecks:
             return
         if not has_manifest:
             self.storage_crcs = True
+            signs = tamper_signs(reader.records(), reader.read, getattr(reader, "index", None))
+            if signs:
+                warnings.warn(
+                    f"package {reader.name} has no integrity manifest, but {' and '.join(signs)}"
+                    ": it may have been removed to hide changes. Only the ZIP's CRCs are "
+                    "checked; load with verify=True to refuse packages without a manifest, or "
+                    "verify=False to skip the checks",
+                    IntegrityWarning,
+                    stacklevel=5,
+                )
             return
         manifest = Manifest.parse(reader.name, reader.read(MANIFEST_RECORD))
         problems = manifest.coverage_problems(reader.records())
@@ -102,9 +148,19 @@ class _RecordChecks:
         elif record in WRITER_TRAILER_RECORDS:
             check_trailer_record(archive, record, bytes(data))
 
+    def stream(self, index: ZipIndex | None, record: str) -> _StreamCheck | None:
+        """How to check a storage record from its chunks as they are read (None: unchecked)."""
+        manifest = self.manifest
+        if manifest is not None and self.by_digest(record):
+            return _StreamCheck(lambda digest: manifest.check_digest(record, digest), sha256=True)
+        if index is not None and (self.storage_crcs or manifest is not None):
+            entry = index.record(record)
+            return _StreamCheck(lambda crc: check_crc_value(index.name, entry, crc), sha256=False)
+        return None
+
 
 class ZipArchiveReader:
-    """Records of a ZIP archive, read with PyTorch's reader (which TorchScript needs too).
+    """Records of a ZIP archive: read by torchpack, and by PyTorch's reader for TorchScript.
 
     With ``mmap=True`` tensor storages are not read: each load maps the archive file
     (copy-on-write) and each storage is a view of its 64-byte-aligned record, so pages are
@@ -115,34 +171,69 @@ class ZipArchiveReader:
     def __init__(
         self, source: ArchiveSource, verify: bool | None = None, mmap: bool = False
     ) -> None:
-        self._mapped_fd: int | None = None
+        if mmap and not isinstance(source, (str, os.PathLike)):
+            raise ArchiveError(
+                getattr(source, "name", "<binary>"),
+                "mmap=True needs the package as a file path, not a file object or reader; "
+                "pass the path, or load without mmap",
+            )
+        self._mmap = mmap
         self._verify_mapped = verify is True
-        if mmap:
-            if not isinstance(source, (str, os.PathLike)):
-                raise ArchiveError(
-                    getattr(source, "name", "<binary>"),
-                    "mmap=True needs the package as a file path, not a file object or reader; "
-                    "pass the path, or load without mmap",
-                )
-            # Held open so that every load maps the file the record offsets were read from,
-            # even after the path has been given to a new file.
-            self._mapped_fd = _open_for_mapping(source)
-            weakref.finalize(self, os.close, self._mapped_fd)
         # A reader PyTorch already opened cannot be validated: its file is out of reach.
         self.index: ZipIndex | None = None
         if isinstance(source, torch._C.PyTorchFileReader):
             self.name = "<pytorch_file_reader>"
             self.zip_reader = source
+            self._records = self.zip_reader.get_all_records()
+            self.size = sum(self.zip_reader.get_record_size(r) for r in self._records)
         else:
             self.index = ZipIndex(source)
-            if not isinstance(source, (str, os.PathLike)):
-                source.seek(0)
-            self.name, self.zip_reader = _open_zip(source)
-        if self._mapped_fd is not None and not _same_file(self._mapped_fd, self.name):
-            raise ArchiveError(self.name, "file was replaced while it was being opened; retry")
-        self._records = self.index.records() if self.index else self.zip_reader.get_all_records()
+            self.name = self.index.name
+            self.zip_reader = self._open_pytorch_reader(source)
+            self._records = self.index.records()
+            # Bytes the archive holds: what safe loading's memory budget is measured against.
+            self.size = self.index.file_size
         self._checks = _RecordChecks()
         self._checks.setup(self, verify)
+
+    def _open_pytorch_reader(self, source: str | os.PathLike | IO[bytes]) -> Any:
+        """PyTorch's reader of the very file the index read, which must see the same records."""
+        assert self.index is not None
+        opened: str | IO[bytes]
+        if self.index.fd is not None:
+            # The held descriptor, not the path: the path may name another file by now.
+            held = f"/proc/self/fd/{self.index.fd}"
+            opened = held if os.path.exists(held) else self.name
+        else:
+            source.seek(0)  # type: ignore[union-attr]
+            opened = source  # type: ignore[assignment]
+        try:
+            reader = torch._C.PyTorchFileReader(opened)
+        except RuntimeError as err:
+            raise MalformedArchiveError(
+                self.name, f"PyTorch's reader refuses the archive: {first_line(err)}"
+            ) from None
+        if opened == self.name and not _same_file(self.index.fd, self.name):
+            raise ArchiveError(self.name, "file was replaced while it was being opened; retry")
+        self._check_same_view(reader)
+        return reader
+
+    def _check_same_view(self, reader: torch._C.PyTorchFileReader) -> None:
+        assert self.index is not None
+        theirs = {r for r in reader.get_all_records() if not r.endswith("/")}
+        if theirs != set(self.index.records()):
+            raise MalformedArchiveError(
+                self.name, "PyTorch's reader sees other records than the archive's directory"
+            )
+        for name in self.index.records():
+            entry = self.index.record(name)
+            if (reader.get_record_offset(name), reader.get_record_size(name)) != (
+                entry.offset,
+                entry.size,
+            ):
+                raise MalformedArchiveError(
+                    self.name, "PyTorch's reader finds this record elsewhere", name
+                )
 
     def records(self) -> list[str]:
         return list(self._records)
@@ -152,16 +243,18 @@ class ZipArchiveReader:
         return None
 
     def has_record(self, name: str) -> bool:
+        if self.index is not None:
+            return self.index.has_record(name)
         return self.zip_reader.has_record(name)
 
     def read(self, name: str) -> bytes:
-        if not self.zip_reader.has_record(name):
+        if not self.has_record(name):
             raise ArchiveError(self.name, "no such record", name)
         if self.index is None:
             try:
                 data = self.zip_reader.get_record(name)
             except RuntimeError as err:
-                raise ArchiveError(self.name, _first_line(err), name) from None
+                raise ArchiveError(self.name, first_line(err), name) from None
             self._checks.check(self.name, name, data)
             return data
         data = self.index.read(name, crc=False)
@@ -172,67 +265,107 @@ class ZipArchiveReader:
         return data
 
     def read_storage(
-        self, name: str, nbytes: int, background: BackgroundChecks | None = None
+        self, name: str, nbytes: int, read_ahead: ReadAhead | None = None
     ) -> torch.UntypedStorage:
-        """The storage's bytes, checked now or, given ``background``, while the load goes on."""
-        whole = self._check_storage_size(name, nbytes)
+        """A new storage with the record's first ``nbytes``, checked on the bytes as read."""
+        if self.index is None:
+            return self._read_storage_from_pytorch(name, nbytes)
+        entry = self.index.record(name) if self.index.has_record(name) else None
+        _check_storage_size(self.name, name, entry.size if entry else None, nbytes)
+        assert entry is not None
+        storage = torch.UntypedStorage(nbytes)
+        target = storage_buffer(storage)
+        stream = self._checks.stream(self.index, name)
+        if stream is None:
+            # Nothing to check: straight from the file into the storage.
+            if self.index.read_into(entry.offset, target) != nbytes:
+                raise MalformedArchiveError(self.name, "record ends early", name)
+            return storage
+        # A record used only in part (a tensor viewing a prefix) is read whole for its digest.
+        rest = memoryview(bytearray(entry.size - nbytes))
+        pieces = [(target, at, at) for at in range(0, nbytes, _CHUNK)]
+        pieces += [(rest, at - nbytes, at) for at in range(nbytes, entry.size, _CHUNK)]
+        views = [buffer[at : at + _CHUNK] for buffer, at, _ in pieces]
+        index = self.index
+
+        def read(number: int) -> bool:
+            view = views[number]
+            return index.read_into(entry.offset + pieces[number][2], view) == len(view)
+
+        # A file object is read under a lock, but PyTorch's reader uses it too: one thread.
+        threaded = read_ahead is not None and index.fd is not None
+        ahead = read_ahead if threaded else ReadAhead(threaded=False)
+        try:
+            pending = ahead.submit(functools.partial(read, 0)) if views else None
+            for number, view in enumerate(views):
+                complete = pending.result()  # type: ignore[union-attr]
+                if number + 1 < len(views):
+                    pending = ahead.submit(functools.partial(read, number + 1))
+                if not complete:
+                    raise MalformedArchiveError(self.name, "record ends early", name)
+                stream.update(view)
+        finally:
+            if ahead is not read_ahead:
+                ahead.close()  # type: ignore[union-attr]
+        stream.finish()
+        return storage
+
+    def _read_storage_from_pytorch(self, name: str, nbytes: int) -> torch.UntypedStorage:
+        has_record = self.zip_reader.has_record(name)
+        size = self.zip_reader.get_record_size(name) if has_record else None
+        _check_storage_size(self.name, name, size, nbytes)
         try:
             tensor = self.zip_reader.get_storage_from_record(name, nbytes, torch.uint8)
         except RuntimeError as err:
-            raise ArchiveError(self.name, _first_line(err), name) from None
+            raise ArchiveError(self.name, first_line(err), name) from None
         storage = tensor.untyped_storage()
-        if background is not None and whole:
-            background.run(lambda: self._check_storage(name, storage, whole))
-        else:
-            # A partly used record is read again from the file: not from a second thread.
-            self._check_storage(name, storage, whole)
+        if self._checks.by_digest(name) and size == nbytes:
+            self._checks.check(self.name, name, storage_buffer(storage))
+        elif self._checks.by_digest(name):
+            self._checks.check(self.name, name, self.zip_reader.get_record(name))
         return storage
 
     def storage_reader(
-        self, background: BackgroundChecks | None = None
+        self, read_ahead: ReadAhead | None = None
     ) -> Callable[[str, int], torch.UntypedStorage]:
         """How one load gets its storages: read, or with ``mmap`` views of a mapping of its
         own, so that tensors of separate loads never share memory (as when read)."""
-        if self._mapped_fd is None:
-            return functools.partial(self.read_storage, background=background)
-        mapped = _map_file(self.name, self._mapped_fd)
+        if not self._mmap:
+            return functools.partial(self.read_storage, read_ahead=read_ahead)
+        assert self.index is not None and self.index.fd is not None
+        index = self.index
+        mapped = _map_file(self.name, index.fd)  # type: ignore[arg-type]
 
         def mapped_storage(name: str, nbytes: int) -> torch.UntypedStorage:
-            whole = self._check_storage_size(name, nbytes)
-            offset = self.zip_reader.get_record_offset(name)
-            storage = mapped[offset : offset + nbytes]
+            entry = index.record(name) if index.has_record(name) else None
+            _check_storage_size(self.name, name, entry.size if entry else None, nbytes)
+            assert entry is not None
+            storage = mapped[entry.offset : entry.offset + nbytes]
             if self._verify_mapped:
-                self._check_storage(name, storage, whole)
+                self._check_mapped(name, storage, entry.size == nbytes)
             return storage
 
         return mapped_storage
 
-    def _check_storage_size(self, name: str, nbytes: int) -> bool:
-        """Raise if ``name`` cannot hold ``nbytes``; whether the tensor uses all of it."""
-        has_record = self.zip_reader.has_record(name)
-        size = self.zip_reader.get_record_size(name) if has_record else None
-        _check_storage_size(self.name, name, size, nbytes)
-        return size == nbytes
-
-    def _check_storage(self, name: str, storage: torch.UntypedStorage, whole: bool) -> None:
+    def _check_mapped(self, name: str, storage: torch.UntypedStorage, whole: bool) -> None:
+        """A mapped storage's bytes: the file's, privately mapped, so checked as they are."""
+        assert self.index is not None
         checks = self._checks
-        by_digest = checks.by_digest(name)
-        by_crc = self.index is not None and (checks.storage_crcs or checks.manifest is not None)
-        if not (by_digest or by_crc):
-            return
-        if not whole and self.index is not None:
+        if not whole:
             # The tensor uses a prefix of the record; the digest and CRC cover all of it.
-            checks.check(self.name, name, self.index.read(name, crc=not by_digest))
-        elif by_digest:
+            checks.check(self.name, name, self.index.read(name, crc=not checks.by_digest(name)))
+        elif checks.by_digest(name):
             checks.check(self.name, name, storage_buffer(storage))
-        elif self.index is not None:
+        elif checks.storage_crcs or checks.manifest is not None:
             check_crc(self.name, self.index.record(name), storage_buffer(storage))
 
 
 class DirectoryArchiveReader:
     """Records of an unzipped package: the folder that holds ``.data/``.
 
-    Storages are always memory-mapped from their own files (copy-on-write).
+    Only regular files are records: a FIFO, socket or device in the folder is refused (reading
+    one would hang or never end). Storages are always memory-mapped from their own files
+    (copy-on-write).
     """
 
     def __init__(self, folder: str | os.PathLike, verify: bool | None = None) -> None:
@@ -245,17 +378,32 @@ class DirectoryArchiveReader:
                 "holds .data/ (an unzipped archive has it one level down)",
             )
         records = []
-        for folder_path, folder_names, file_names in os.walk(self.root):
-            folder_names.sort()
-            relative = os.path.relpath(folder_path, self.root)
-            for file_name in sorted(folder_names) + sorted(file_names):
-                path = (file_name if relative == "." else f"{relative}/{file_name}").replace(
-                    os.sep, "/"
-                )
+        size = 0
+        # Depth first, in name order, with a stack: a folder nested thousands deep is refused
+        # by the name rules instead of exhausting the recursion limit.
+        pending = [""]
+        while pending:
+            relative = pending.pop()
+            folder = os.path.join(self.root, *relative.split("/")) if relative else self.root
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+            subfolders = []
+            for entry in entries:
+                path = f"{relative}/{entry.name}" if relative else entry.name
+                problem = record_name_problem(path)
+                if problem is not None:
+                    raise MalformedArchiveError(self.name, f"file name {problem}", path)
                 self._refuse_links_out(path)
-                if file_name in file_names:
-                    records.append(path)
+                if entry.is_dir():
+                    if not entry.is_symlink():  # a linked folder inside is not walked into
+                        subfolders.append(path)
+                    continue
+                size += self._regular_size(path)
+                records.append(path)
+            pending.extend(reversed(subfolders))
         self._records = records
+        # Bytes the package holds: what safe loading's memory budget is measured against.
+        self.size = size
         self._checks = _RecordChecks()
         check_format_version(self.name, self.read(VERSION_RECORD))
         self._checks.setup(self, verify)
@@ -270,11 +418,29 @@ class DirectoryArchiveReader:
                 record,
             )
 
+    def _regular_size(self, record: str) -> int:
+        try:
+            info = os.stat(self._path(record))
+        except FileNotFoundError:
+            raise MalformedArchiveError(self.name, "is a dangling symbolic link", record) from None
+        if not stat.S_ISREG(info.st_mode):
+            raise MalformedArchiveError(
+                self.name, "is not a regular file (a FIFO, socket or device); refusing it", record
+            )
+        return info.st_size
+
     def _path(self, name: str) -> str:
         path = os.path.realpath(os.path.join(self.root, *name.split("/")))
         if not _is_inside(path, self.root):
             raise ArchiveError(self.name, "record points outside the package folder", name)
         return path
+
+    def _open(self, name: str) -> int:
+        """A descriptor of the record's file, checked to be a regular file once opened."""
+        try:
+            return open_regular_file(self._path(name))
+        except ArchiveError as err:
+            raise ArchiveError(self.name, err.args[0].split(": ", 1)[-1], name) from None
 
     def records(self) -> list[str]:
         return list(self._records)
@@ -285,22 +451,26 @@ class DirectoryArchiveReader:
         return os.path.join(self.name, *name.split("/"))
 
     def has_record(self, name: str) -> bool:
-        return os.path.isfile(self._path(name))
+        return name in self._records
 
     def read(self, name: str) -> bytes:
-        try:
-            with open(self._path(name), "rb") as f:
-                data = f.read()
-        except (FileNotFoundError, IsADirectoryError):
-            raise ArchiveError(self.name, "no such record", name) from None
+        fd = self._open(name)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read()
         self._checks.check(self.name, name, data)
         return data
 
     def read_storage(self, name: str, nbytes: int) -> torch.UntypedStorage:
-        path = self._path(name)
-        size = os.path.getsize(path) if os.path.isfile(path) else None
-        _check_storage_size(self.name, name, size, nbytes)
-        storage = torch.UntypedStorage.from_file(path, False, nbytes)
+        fd = self._open(name)
+        try:
+            size = os.fstat(fd).st_size
+            _check_storage_size(self.name, name, size, nbytes)
+            # The opened descriptor, not the path: the file checked is the file mapped.
+            held = f"/proc/self/fd/{fd}"
+            mapped = held if os.path.exists(held) else self._path(name)
+            storage = torch.UntypedStorage.from_file(mapped, False, nbytes)
+        finally:
+            os.close(fd)
         if self._checks.manifest is not None:
             # The tensor may use only a prefix of the record; the digest covers all of it.
             self._checks.check(
@@ -309,11 +479,11 @@ class DirectoryArchiveReader:
         return storage
 
     def storage_reader(
-        self, background: BackgroundChecks | None = None
+        self, read_ahead: ReadAhead | None = None
     ) -> Callable[[str, int], torch.UntypedStorage]:
         """Every call maps the storage's file anew: separate loads never share memory.
 
-        Checks run at once: a mapped file is read by the check itself, in any thread.
+        Checks run at once: a mapped file is read by the check itself.
         """
         return self.read_storage
 
@@ -334,33 +504,9 @@ def open_archive(
     return ZipArchiveReader(source, verify, mmap=mmap)
 
 
-def _open_zip(source: str | os.PathLike | IO[bytes]) -> tuple[str, torch._C.PyTorchFileReader]:
-    if isinstance(source, (str, os.PathLike)):
-        name = os.fspath(source)
-        if not os.path.exists(name):
-            raise ArchiveError(name, "no such file")
-        opened: str | IO[bytes] = name
-    else:
-        name = getattr(source, "name", "<binary>")
-        opened = source
-    try:
-        return name, torch._C.PyTorchFileReader(opened)
-    except RuntimeError as err:
-        raise ArchiveError(
-            name,
-            f"not a readable package archive ({_first_line(err)}); "
-            "was it written by torchpack or torch.package, and copied completely?",
-        ) from None
-
-
-def _open_for_mapping(path: str | os.PathLike) -> int:
-    try:
-        return os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        raise ArchiveError(os.fspath(path), "no such file") from None
-
-
-def _same_file(fd: int, path: str) -> bool:
+def _same_file(fd: int | None, path: str) -> bool:
+    if fd is None:
+        return True
     held, named = os.fstat(fd), os.stat(path)
     return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
 
@@ -395,7 +541,3 @@ def _check_storage_size(archive: str, record: str, size: int | None, nbytes: int
 
 def _is_inside(path: str, root: str) -> bool:
     return os.path.commonpath([path, root]) == root
-
-
-def _first_line(err: BaseException) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -14,4 +14,4 @@ def storage_buffer(storage: torch.UntypedStorage) -> memoryview:
     nbytes = storage.nbytes()
     if nbytes == 0:
         return memoryview(b"")
-    return memoryview((ctypes.c_char * nbytes).from_address(storage.data_ptr()))
+    return memoryview((ctypes.c_char * nbytes).from_address(storage.data_ptr())).cast("B")

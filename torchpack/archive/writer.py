@@ -1,21 +1,27 @@
 """Writing the ZIP container: records go to a temporary file that replaces the target at the end.
 
 An export that fails, is interrupted or is killed leaves the previous archive (if any) intact
-and no partial file behind.
+and no partial file behind. A symbolic link as the target is written through (the file it
+leads to is replaced, the link stays); a target a rename cannot replace (a device, FIFO,
+socket, folder or bind-mounted file) is refused before any work; a replaced file keeps its
+permission bits.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
 import shutil
+import stat
 import tempfile
 import zlib
 from typing import IO
 
 import torch
 
-from .format import FORMAT_VERSION, MANIFEST_RECORD
+from .format import FORMAT_VERSION, MANIFEST_RECORD, record_name_problem
 from .manifest import ManifestBuilder
 from .storage_buffer import storage_buffer
 from .zip_checksums import crc32_while, fill_in_crcs
@@ -24,35 +30,46 @@ from .zip_checksums import crc32_while, fill_in_crcs
 class ArchiveWriter:
     """Appends records to a new package archive at a path or in a writable binary file."""
 
-    def __init__(
-        self, target: str | os.PathLike[str] | IO[bytes], manifest: bool = True
-    ) -> None:
+    def __init__(self, target: str | os.PathLike[str] | IO[bytes], manifest: bool = True) -> None:
         self._written: set[str] = set()
         self._manifest = ManifestBuilder() if manifest else None
         # CRC-32 of each record written to a path, filled into the archive by commit().
         self._crcs: dict[str, int] = {}
         self._target_path: str | None = None
         self._staging_dir: str | None = None
+        self._target_mode: int | None = None
         if isinstance(target, (str, os.PathLike)):
-            self._target_path = os.path.abspath(os.fspath(target))
-            folder, file_name = os.path.split(self._target_path)
+            given = os.path.abspath(os.fspath(target))
+            file_name = os.path.basename(given)
             if not file_name:
                 raise ValueError(f"{target!r} names a folder; give the package a file name")
-            # A private folder beside the target holds a file with the target's own name:
+            # Through symbolic links: the file a link leads to is replaced, the link stays.
+            self._target_path = os.path.realpath(given)
+            self._target_mode = _replaceable_mode(self._target_path, given)
+            folder = os.path.dirname(self._target_path)
+            # A private folder beside the target holds a file with the name the caller gave:
             # PyTorch names the archive's top folder after the file, so the bytes are exactly
             # those of a direct write, and the rename never crosses file systems.
-            _remove_stale_staging(folder or ".", file_name)
+            _remove_stale_staging(folder, file_name)
             self._staging_dir = tempfile.mkdtemp(
-                prefix=f"{_staging_prefix(file_name)}{os.getpid()}.", dir=folder or "."
+                prefix=f"{_staging_prefix(file_name)}{os.getpid()}.", dir=folder
             )
-            staging_file = os.path.join(self._staging_dir, file_name)
+            self._staging_file = os.path.join(self._staging_dir, file_name)
             # Checksums are ours to compute (zip_checksums): PyTorch's are slower than the disk.
-            self.zip_file = torch._C.PyTorchFileWriter(staging_file, compute_crc32=False)
-            self.name = self._target_path
+            self.zip_file = torch._C.PyTorchFileWriter(self._staging_file, compute_crc32=False)
+            self.name = given
         else:
             self.zip_file = torch._C.PyTorchFileWriter(target)
             self.name = getattr(target, "name", "<binary>")
             self._target = target
+        folder = self.zip_file.archive_name()
+        problem = record_name_problem(folder)
+        if problem is not None:
+            self.abort()
+            raise ValueError(
+                f"the package {self.name} would be written under the folder {folder!r}, named "
+                f"after the file, which {problem}; choose another file name"
+            )
         self.zip_file.set_min_version(FORMAT_VERSION)
 
     def _claim(self, name: str) -> None:
@@ -129,9 +146,11 @@ class ArchiveWriter:
                 flush()
             return
         assert self._staging_dir is not None
-        staging_file = os.path.join(self._staging_dir, os.path.basename(self._target_path))
+        staging_file = self._staging_file
         try:
             fill_in_crcs(staging_file, self._crcs)
+            if self._target_mode is not None:
+                os.chmod(staging_file, self._target_mode)  # a re-export keeps the old mode
             # No fsync: the rename already protects against interrupted and killed exports;
             # durability across power loss is the caller's choice and costs seconds per GiB.
             os.replace(staging_file, self._target_path)
@@ -150,6 +169,43 @@ class ArchiveWriter:
         if self._staging_dir is not None:
             shutil.rmtree(self._staging_dir, ignore_errors=True)
             self._staging_dir = None
+
+
+def _replaceable_mode(path: str, given: str) -> int | None:
+    """The permission bits of the regular file at ``path`` that the export will replace
+    (None if there is none yet); refuses, before any work, what a rename cannot replace."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"{given!r} is a folder; give the package a file name")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(
+            f"{given!r} is not a regular file (a device, FIFO or socket); torchpack writes a "
+            "package to a new file and renames it into place, which would replace it: choose "
+            "another path"
+        )
+    if _is_mount_point(path):
+        raise ValueError(
+            f"{given!r} is a mount point (a bind-mounted file): a rename cannot replace it; "
+            "export to another path and copy the file over it"
+        )
+    return stat.S_IMODE(info.st_mode)
+
+
+def _is_mount_point(path: str) -> bool:
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
+            lines = mounts.read().splitlines()
+    except OSError:
+        return os.path.ismount(path)
+    # The fifth field is the mount point, with spaces and the like escaped as \ooo.
+    unescape = functools.partial(re.compile(r"\\([0-7]{3})").sub, lambda m: chr(int(m[1], 8)))
+    return any(
+        len(fields) > 4 and unescape(fields[4]) == path
+        for fields in (line.split(" ") for line in lines)
+    )
 
 
 def _staging_prefix(file_name: str) -> str:

@@ -2,35 +2,44 @@
 
 Every structural check happens here, before PyTorch's C++ reader ever sees the file, so that a
 hostile or damaged archive gives a :class:`MalformedArchiveError` instead of a crash, a hang or
-a huge allocation: the central directory must parse, every record must sit under the one
-top-level folder with a plain relative name (no ``..``, no absolute path, no duplicate), be
-stored uncompressed (PyTorch maps records straight from the file; only the TorchScript code
-its own serializer writes may be deflated, within a size bound), and lie inside the file without
-overlapping another. Reading a record checks its CRC.
+a huge allocation: the ZIP's structure must be unambiguous (:mod:`.zip_structure`: one parse
+that every reader shares), every record must sit under the one top-level folder with a plain
+relative name (:func:`~torchpack.archive.format.record_name_problem`; no duplicate, not even
+one differing only in case, which PyTorch's reader would confuse), be stored uncompressed
+(PyTorch maps records straight from the file; only the TorchScript code its own serializer
+writes may be deflated, within a size bound), and lie inside the file without overlapping
+another. Only a regular file is read: a FIFO or a device would hang or never end. Reading a
+record checks its CRC.
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import os
-import struct
+import stat
+import threading
 import weakref
-import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
 from ..errors import ArchiveError, MalformedArchiveError
-from .format import MAX_READABLE_VERSION, MIN_READABLE_VERSION, VERSION_RECORD
+from .format import (
+    MAX_READABLE_VERSION,
+    MIN_READABLE_VERSION,
+    VERSION_RECORD,
+    record_name_problem,
+)
+from .zip_structure import DEFLATED, ZipEntry, ZipStructureError, read_entries
 
-_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
-_LOCAL_SIGNATURE = b"PK\x03\x04"
 _CHUNK = 1 << 22
 # PyTorch's TorchScript serializer deflates the code it writes here; nothing else is compressed.
 _COMPRESSIBLE_FOLDER = ".data/ts_code/"
 # Generated TorchScript code is kilobytes; a larger declared size is a zip bomb.
 _MAX_INFLATED_SIZE = 64 << 20
+# PyTorch reads .data/version with stoull: anything longer is no version it wrote.
+_MAX_VERSION_DIGITS = 20
 
 
 @dataclass(frozen=True)
@@ -46,166 +55,170 @@ class ZipRecord:
     deflated: bool
 
 
+def open_regular_file(path: str) -> int:
+    """A read-only descriptor of ``path``, which must be a regular file.
+
+    Opened without blocking (a FIFO would block the open itself), then checked: reading a FIFO
+    hangs and a device never ends.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ArchiveError(path, "no such file") from None
+    except IsADirectoryError:
+        raise ArchiveError(
+            path, "is a folder; give the package archive (the .pt file) itself"
+        ) from None
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISDIR(mode):
+        os.close(fd)
+        raise ArchiveError(path, "is a folder; give the package archive (the .pt file) itself")
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise ArchiveError(
+            path, "is not a regular file (a FIFO, socket or device); only files are read"
+        )
+    return fd
+
+
 class ZipIndex:
     """The records of a package ZIP, validated; reads them with CRC checks."""
 
     def __init__(self, source: str | os.PathLike[str] | IO[bytes]) -> None:
-        self._path: str | None = None
+        self.fd: int | None = None
         self._source: IO[bytes] | None = None
+        self._lock = threading.Lock()
         if isinstance(source, (str, os.PathLike)):
-            self.name = self._path = os.fspath(source)
-            if os.path.isdir(self._path):
-                raise ArchiveError(
-                    self.name, "is a folder; give the package archive (the .pt file) itself"
-                )
-            if not os.path.isfile(self._path):
-                raise ArchiveError(self.name, "no such file")
+            self.name = os.fspath(source)
+            # Held for the index's life, as PyTorch's reader holds its own: records must come
+            # from the file that was indexed, even after the path names a new file.
+            self.fd = open_regular_file(self.name)
+            weakref.finalize(self, os.close, self.fd)
+            self.file_size = os.fstat(self.fd).st_size
         else:
             self.name = getattr(source, "name", "<binary>")
             self._source = source
-        with self._opened() as file:
-            self._records = self._index(file)
+            self.file_size = source.seek(0, os.SEEK_END)
+        if self.file_size == 0:
+            raise MalformedArchiveError(self.name, "the file is empty")
+        self._records = self._index()
         self.version = self._check_version()
 
-    @contextlib.contextmanager
-    def _opened(self) -> Iterator[IO[bytes]]:
-        if self._source is None:
-            assert self._path is not None
-            # Held for the index's life, as PyTorch's reader holds its own: records must come
-            # from the file that was indexed, even after the path names a new file.
-            self._source = open(self._path, "rb")
-            weakref.finalize(self, self._source.close)
-        yield self._source
+    def read_at(self, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` (fewer at the end of the file); safe from any thread."""
+        if offset < 0 or size < 0:
+            return b""
+        if self.fd is not None:
+            return os.pread(self.fd, size, offset)
+        assert self._source is not None
+        with self._lock:
+            self._source.seek(offset)
+            return self._source.read(size)
+
+    def read_into(self, offset: int, buffer: memoryview) -> int:
+        """Fill ``buffer`` from ``offset``; how many bytes the file had for it."""
+        done = 0
+        while done < len(buffer):
+            if self.fd is not None:
+                count = os.preadv(self.fd, [buffer[done:]], offset + done)
+            else:
+                assert self._source is not None
+                with self._lock:
+                    self._source.seek(offset + done)
+                    count = self._source.readinto(buffer[done:])  # type: ignore[attr-defined]
+            if not count:
+                break
+            done += count
+        return done
 
     # -- structure ------------------------------------------------------------------------
 
-    def _index(self, file: IO[bytes]) -> dict[str, ZipRecord]:
-        file_size = file.seek(0, os.SEEK_END)
-        if file_size == 0:
-            raise MalformedArchiveError(self.name, "the file is empty")
+    def _index(self) -> dict[str, ZipRecord]:
         try:
-            with zipfile.ZipFile(file) as archive:
-                infos = archive.infolist()
-                directory_start = archive.start_dir  # type: ignore[attr-defined]
-        except Exception as err:  # noqa: BLE001 - hostile bytes make zipfile raise anything
-            raise MalformedArchiveError(
-                self.name,
-                f"not a readable package archive ({err}); was it written by torchpack or "
-                "torch.package, and copied completely?",
-            ) from None
+            entries = read_entries(self.read_at, self.file_size)
+        except ZipStructureError as err:
+            if err.name is None:
+                raise MalformedArchiveError(
+                    self.name,
+                    f"not a readable package archive ({err.problem}); was it written by "
+                    "torchpack or torch.package, and copied completely?",
+                ) from None
+            record = err.name.partition("/")[2] or err.name  # without the top folder
+            raise MalformedArchiveError(self.name, err.problem, record) from None
         top_folder: str | None = None
         records: dict[str, ZipRecord] = {}
-        extents: list[tuple[int, int, str]] = []
-        for info in infos:
-            if info.filename.endswith("/") and info.file_size == 0:
-                continue  # a folder entry, as zip tools add: holds nothing
-            folder, record = self._split_name(info.filename)
+        # PyTorch's reader finds names regardless of ASCII case.
+        folded: dict[bytes, str] = {}
+        for entry in entries:
+            folder, record = self._split_name(entry.name)
             if top_folder is None:
+                # PyTorch takes the archive's folder from its first entry, folder or not.
                 top_folder = folder
             elif folder != top_folder:
                 raise MalformedArchiveError(
                     self.name,
                     f"record is under {folder!r}, but the archive's top folder is "
                     f"{top_folder!r}; a package has exactly one",
-                    info.filename,
+                    entry.name,
                 )
-            if record in records:
+            if not record or record.endswith("/"):
+                if entry.size:
+                    raise MalformedArchiveError(
+                        self.name, f"folder entry holds {entry.size} bytes", entry.name
+                    )
+                continue  # a folder entry, as zip tools add: holds nothing
+            key = entry.name.encode().lower()
+            if key in folded:
+                same = folded[key] == record
                 raise MalformedArchiveError(
                     self.name,
-                    "the archive holds this record twice; which copy a reader uses is "
-                    "ambiguous, so the archive is refused",
+                    "the archive holds this record twice"
+                    + ("" if same else f" (as {folded[key]!r}, which differs only in case)")
+                    + "; which copy a reader uses is ambiguous, so the archive is refused",
                     record,
                 )
-            deflated = self._check_compression(info, record)
-            offset = self._data_offset(file, info, record)
-            if offset + info.compress_size > directory_start:
-                raise MalformedArchiveError(
-                    self.name,
-                    f"record declares {info.compress_size} bytes at offset {offset}, past the "
-                    f"end of the data ({directory_start} bytes); the archive is truncated or "
-                    "forged",
-                    record,
-                )
+            folded[key] = record
+            deflated = self._check_compression(entry, record)
             records[record] = ZipRecord(
-                record, offset, info.file_size, info.CRC, info.compress_size, deflated
+                record, entry.data_offset, entry.size, entry.crc, entry.compressed_size, deflated
             )
-            extents.append((info.header_offset, offset + info.compress_size, record))
-        if top_folder is None:
+        if top_folder is None or not records:
             raise MalformedArchiveError(self.name, "the archive holds no records")
-        extents.sort()
-        for (_, end, first), (start, _, second) in zip(extents, extents[1:], strict=False):
-            if start < end:
-                raise MalformedArchiveError(
-                    self.name, f"record overlaps the bytes of record {first!r}", second
-                )
         return records
 
-    def _check_compression(self, info: zipfile.ZipInfo, record: str) -> bool:
-        """Whether the record is deflated; refuses every other kind of compression."""
-        if info.compress_type == zipfile.ZIP_STORED:
-            if info.compress_size != info.file_size:
-                raise MalformedArchiveError(
-                    self.name,
-                    f"stored record declares {info.file_size} bytes but occupies "
-                    f"{info.compress_size}",
-                    record,
-                )
+    def _check_compression(self, entry: ZipEntry, record: str) -> bool:
+        """Whether the record is deflated; refuses it anywhere but TorchScript's code."""
+        if entry.method != DEFLATED:
             return False
-        if info.compress_type != zipfile.ZIP_DEFLATED or not record.startswith(
-            _COMPRESSIBLE_FOLDER
-        ):
+        if not record.startswith(_COMPRESSIBLE_FOLDER):
             raise MalformedArchiveError(
                 self.name,
-                f"record is compressed (method {info.compress_type}); package records must be "
+                f"record is compressed (method {entry.method}); package records must be "
                 "stored uncompressed, as torch.package writes them",
                 record,
             )
-        if info.file_size > _MAX_INFLATED_SIZE:
+        if entry.size > _MAX_INFLATED_SIZE:
             raise MalformedArchiveError(
                 self.name,
-                f"compressed record declares {info.file_size} bytes once inflated (more than "
+                f"compressed record declares {entry.size} bytes once inflated (more than "
                 f"{_MAX_INFLATED_SIZE}); refusing a possible zip bomb",
                 record,
             )
         return True
 
     def _split_name(self, name: str) -> tuple[str, str]:
-        folder, _, record = name.partition("/")
-        parts = record.split("/")
-        problem = None
-        if name.startswith("/") or "\\" in name or name[1:2] == ":":
-            problem = "is an absolute path"
-        elif not folder or not record:
+        """Top folder and record (a folder entry's record ends with ``/``, the top's is "")."""
+        is_folder = name.endswith("/")
+        checked = name[:-1] if is_folder else name
+        problem = record_name_problem(checked)
+        folder, _, record = checked.partition("/")
+        if problem is None and not record and not is_folder:
             problem = "is not inside the archive's top folder"
-        elif folder in (".", "..") or any(part in ("", ".", "..") for part in parts):
-            problem = "has an empty, '.' or '..' component"
-        elif "\x00" in name:
-            problem = "contains a NUL character"
         if problem is not None:
             raise MalformedArchiveError(
                 self.name, f"record name {problem}; refusing a path that could escape", name
             )
-        return folder, record
-
-    def _data_offset(self, file: IO[bytes], info: zipfile.ZipInfo, record: str) -> int:
-        header = b""
-        if info.header_offset >= 0:
-            file.seek(info.header_offset)
-            header = file.read(_LOCAL_HEADER.size)
-        if len(header) != _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
-            raise MalformedArchiveError(
-                self.name, f"no local file header at offset {info.header_offset}", record
-            )
-        fields = _LOCAL_HEADER.unpack(header)
-        method, name_length, extra_length = fields[4], fields[10], fields[11]
-        if method != info.compress_type:
-            raise MalformedArchiveError(
-                self.name,
-                f"local header says compression method {method}, the central directory "
-                f"{info.compress_type}",
-                record,
-            )
-        return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+        return folder, record + "/" if is_folder and record else record
 
     def _check_version(self) -> int:
         if VERSION_RECORD not in self._records:
@@ -229,19 +242,31 @@ class ZipIndex:
             raise ArchiveError(self.name, "no such record", name)
         return entry
 
-    def chunks(self, name: str) -> Iterator[bytes]:
+    def chunks(self, name: str, size: int = _CHUNK) -> Iterator[bytes]:
         """The record's bytes as stored, in pieces (for big storages in bounded memory)."""
         entry = self.record(name)
         position = entry.offset
         end = entry.offset + entry.stored_size
-        with self._opened() as file:
-            while position < end:
-                file.seek(position)
-                chunk = file.read(min(_CHUNK, end - position))
-                if not chunk:
-                    raise MalformedArchiveError(self.name, "record ends early", name)
-                position += len(chunk)
-                yield chunk
+        while position < end:
+            chunk = self.read_at(position, min(size, end - position))
+            if not chunk:
+                raise MalformedArchiveError(self.name, "record ends early", name)
+            position += len(chunk)
+            yield chunk
+
+    def sha256(self, name: str) -> str:
+        """The sha256 (hex) of the record's bytes, read a few MiB at a time."""
+        digest = hashlib.sha256()
+        for chunk in self.chunks(name):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def check_crc(self, name: str) -> None:
+        """Compare the record's CRC with its bytes, read a few MiB at a time."""
+        crc = 0
+        for chunk in self.chunks(name):
+            crc = zlib.crc32(chunk, crc)
+        check_crc_value(self.name, self.record(name), crc)
 
     def read(self, name: str, crc: bool = True) -> bytes:
         """The record's bytes; raises :class:`MalformedArchiveError` on a CRC mismatch.
@@ -278,7 +303,10 @@ class ZipIndex:
 
 
 def check_crc(archive: str, entry: ZipRecord, data: bytes | memoryview) -> None:
-    actual = zlib.crc32(data)
+    check_crc_value(archive, entry, zlib.crc32(data))
+
+
+def check_crc_value(archive: str, entry: ZipRecord, actual: int) -> None:
     if actual != entry.crc:
         raise MalformedArchiveError(
             archive,
@@ -291,9 +319,9 @@ def check_crc(archive: str, entry: ZipRecord, data: bytes | memoryview) -> None:
 def check_format_version(archive: str, data: bytes) -> int:
     """The format version in ``.data/version``, if PyTorch can read it."""
     text = data.decode("ascii", errors="replace").strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or len(text) > _MAX_VERSION_DIGITS:
         raise MalformedArchiveError(
-            archive, f"format version {text[:40]!r} is not a number", VERSION_RECORD
+            archive, f"format version {text[:40]!r} is not a number PyTorch reads", VERSION_RECORD
         )
     version = int(text)
     if not MIN_READABLE_VERSION <= version <= MAX_READABLE_VERSION:

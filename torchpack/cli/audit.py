@@ -1,7 +1,11 @@
 """``torchpack audit PKG``: every global the pickles name and every module that runs on import.
 
-Exits 1 when a pickle names a global outside the package's own modules, the known-harmless
-reconstruction helpers and ``--allow``, or cannot be scanned.
+Analyses what the importer would run: the source it picks for each module (an extern module
+shadows a shipped one; a package's ``__init__.py`` beats a module of the same name), a
+``_mock.py`` other than torchpack's as code, every record ``load_pickle`` could read as a
+pickle (by content, whatever its name), and each global together with what the pickle does with
+it, as safe loading judges it. Exits 1 when a pickle names a global outside the package's own
+definitions, the known-harmless helpers used as such, and ``--allow``, or cannot be scanned.
 """
 
 from __future__ import annotations
@@ -9,8 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..analysis.defined_names import defined_names
 from ..analysis.glob_group import GlobGroup
-from ..analysis.global_rules import DANGEROUS_GLOBALS, is_harmless
+from ..analysis.global_rules import DANGEROUS_GLOBALS, judge
 from ..analysis.import_scanner import ImportAnalysisError, find_imports
 from ..archive.zip_index import ZipIndex
 from .package_contents import PackageContents, inspect_package
@@ -28,31 +33,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def classify(contents: PackageContents, module: str, name: str, allowed: GlobGroup | None) -> str:
+class _Definitions:
+    """What each of the package's modules defines, parsed once per module when asked."""
+
+    def __init__(self, index: ZipIndex, contents: PackageContents) -> None:
+        self._index = index
+        self._contents = contents
+        self._parsed: dict[str, frozenset[str]] = {}
+
+    def defines(self, module: str, name: str) -> bool:
+        if module in self._contents.mocked_modules:
+            return "." not in name  # a stub: every name raises when used
+        record = self._contents.interned_modules.get(module)
+        if record is None:
+            return False
+        if module not in self._parsed:
+            try:
+                source = self._index.read(record)
+                self._parsed[module] = defined_names(source, module, record)
+            except ImportAnalysisError:
+                self._parsed[module] = frozenset()
+        return name in self._parsed[module]
+
+
+def classify(
+    definitions: _Definitions, module: str, name: str, uses: int, allowed: GlobGroup | None
+) -> str:
     """``package``, ``harmless``, ``allowed``, ``dangerous`` or ``unknown``."""
-    own = module in contents.interned_modules or module in contents.mocked_modules
-    # A dotted name reaches through attributes (`models.os.system`): judged like any other.
-    if own and "." not in name:
+    if definitions.defines(module, name):
         return "package"
-    if is_harmless(module, name):
-        return "harmless"
-    global_name = f"{module}.{name}"
-    if allowed is not None and allowed.matches(global_name):
+    verdict = judge(module, name, uses)
+    if verdict == "harmless":
+        return verdict
+    if allowed is not None and allowed.matches(f"{module}.{name}"):
         return "allowed"
-    if DANGEROUS_GLOBALS.matches(global_name):
-        return "dangerous"
-    return "unknown"
+    return verdict or "unknown"
 
 
 def run(args: argparse.Namespace) -> int:
     index = ZipIndex(args.package)
     contents = inspect_package(index)
+    definitions = _Definitions(index, contents)
     allowed = GlobGroup(args.allow) if args.allow else None
     pickles = {
         pickle.record: {
             "error": pickle.error,
             "globals": {
-                f"{module}.{name}": classify(contents, module, name, allowed)
+                f"{module}.{name}": classify(
+                    definitions, module, name, pickle.uses[f"{module}.{name}"], allowed
+                )
                 for module, name in pickle.globals
             },
         }

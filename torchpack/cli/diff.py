@@ -18,9 +18,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _entries(index: ZipIndex) -> dict[str, dict[str, str]]:
-    """Content digests by kind: module name, resource, tensor storage, package metadata."""
+    """Content digests by kind: module name, resource, tensor storage, package metadata.
+
+    Records are hashed as they are read, a few MiB at a time: archives can hold gigabytes.
+    """
     contents: PackageContents = inspect_package(index)
-    digests = record_digests(index)
+    digests = record_digests(
+        index, [*contents.interned_modules.values(), *contents.resources, *contents.storages]
+    )
     kinds: dict[str, dict[str, str]] = {"module": {}, "resource": {}, "tensor storage": {}}
     for module, record in contents.interned_modules.items():
         kinds["module"][module] = digests[record]

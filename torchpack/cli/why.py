@@ -25,7 +25,9 @@ def run(args: argparse.Namespace) -> int:
         role = "extern"
     else:
         role = None
-    chain = import_chain(import_graph(index, contents), module)
+    chain = import_chain(
+        import_graph(index, contents), module, [pickle.record for pickle in contents.pickles]
+    )
     if chain is None:
         where = f"is {role} in the package" if role else "is not in the package"
         print(f"{module} {where}, and no pickle or interned module imports it")

@@ -2,6 +2,7 @@
 
 Built once per importer from the record names and ``.data/extern_modules``; answers "is
 ``a.b`` packaged source, a placeholder package, extern, or absent?" without reading a record.
+Torch-free: ``torchpack audit`` asks it which record runs for each module, as the importer does.
 """
 
 from __future__ import annotations
@@ -57,6 +58,19 @@ class ModuleTree:
                 return None
             node = child
         return node
+
+    def sources(self) -> dict[str, str]:
+        """Every module the package provides as source, with the record the importer runs."""
+        found: dict[str, str] = {}
+        stack: list[tuple[str, Node]] = [("", self.root)]
+        while stack:
+            name, node = stack.pop()
+            if isinstance(node, (PackageNode, ModuleNode)) and node.source_record and name:
+                found[name] = node.source_record
+            if isinstance(node, PackageNode):
+                stack.extend((f"{name}.{atom}" if name else atom, child)
+                             for atom, child in node.children.items())  # fmt: skip
+        return dict(sorted(found.items()))
 
     def is_packaged(self, name: str) -> bool:
         """True if ``name`` is one of the package's own modules (interned or mocked source)."""

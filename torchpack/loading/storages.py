@@ -6,13 +6,16 @@ share it again after loading.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch._utils import _element_size
 from torch.serialization import default_restore_location
 
 from ..archive.format import storage_record
+from ..errors import ArchiveError
 
 MapLocation = None | str | torch.device | dict | Callable[..., Any]
 
@@ -52,10 +55,12 @@ class StorageLoader:
         read_storage: Callable[[str, int], torch.UntypedStorage],
         map_location: MapLocation,
         storage_context: Any,
+        refuse: Callable[[str], ArchiveError],
     ) -> None:
         self._read_storage = read_storage
         self._restore_location = restore_location_for(map_location)
         self._context = storage_context
+        self._refuse = refuse
         self._loaded: dict[str, torch.UntypedStorage] = {}
 
     def _read(self, key: str, nbytes: int) -> torch.UntypedStorage:
@@ -68,21 +73,35 @@ class StorageLoader:
         return storage
 
     def load(
-        self, storage_type: Any, key: str, location: str, numel: int
+        self, storage_type: Any, key: Any, location: Any, numel: Any
     ) -> torch.storage.TypedStorage:
+        """The storage a pickle's ``("storage", type, key, location, numel)`` id names."""
+        dtype = self._dtype(storage_type)
+        if type(key) is int and key >= 0:
+            key = str(key)  # torch.package writes numbers, torchpack their text
         if isinstance(location, bytes):
-            location = location.decode("ascii")
-        # storage_type.dtype would work too, but it warns that TypedStorage is deprecated.
-        if storage_type is torch.UntypedStorage:
-            dtype = torch.uint8
-        else:
-            dtype = torch.storage._get_dtype_from_pickle_storage_type(storage_type.__name__)
+            location = location.decode("ascii", "replace")
+        if not (
+            type(key) is str
+            and _STORAGE_KEY.fullmatch(key)
+            and isinstance(location, str)
+            and type(numel) is int
+            and numel >= 0
+        ):
+            raise self._refuse(
+                f"storage id ({key!r:.40}, {location!r:.40}, {numel!r:.40}) is malformed"
+            )
         untyped = self._loaded.get(key)
         if untyped is None:
-            nbytes = numel * torch._utils._element_size(dtype)
-            storage = self._read(key, nbytes)
+            storage = self._read(key, numel * _element_size(dtype))
             typed = torch.storage.TypedStorage(wrap_storage=storage, dtype=dtype, _internal=True)
-            restored = self._restore_location(typed, location)
+            try:
+                restored = self._restore_location(typed, location)
+            except RuntimeError as err:
+                raise self._refuse(
+                    f"cannot put a storage on {location!r}: {str(err).splitlines()[0]}; load "
+                    "with map_location='cpu' (or a device this machine has)"
+                ) from None
             untyped = (
                 restored._untyped_storage
                 if isinstance(restored, torch.storage.TypedStorage)
@@ -90,3 +109,37 @@ class StorageLoader:
             )
             self._loaded[key] = untyped
         return torch.storage.TypedStorage(wrap_storage=untyped, dtype=dtype, _internal=True)
+
+    def preload(self, name: object, storage_type_name: str, numel: object) -> None:
+        """Read (and check) the storage TorchScript names ``<key>.storage``: it then finds it
+        in the context instead of reading the record itself, unchecked."""
+        key = name[: -len(".storage")] if isinstance(name, str) else ""
+        if not (
+            name == f"{key}.storage"
+            and _STORAGE_KEY.fullmatch(key)
+            and type(numel) is int
+            and numel >= 0
+        ):
+            raise self._refuse(
+                f"TorchScript names the storage {name!r:.40} of {numel!r:.20} elements"
+            )
+        self._read(key, numel * _element_size(self._dtype_named(storage_type_name)))
+
+    def _dtype(self, storage_type: Any) -> torch.dtype:
+        # storage_type.dtype would work too, but it warns that TypedStorage is deprecated.
+        if storage_type is torch.UntypedStorage:
+            return torch.uint8
+        if not (isinstance(storage_type, type) and issubclass(storage_type, _STORAGE_CLASSES)):
+            raise self._refuse(f"storage id names {storage_type!r:.60}, not a storage class")
+        return self._dtype_named(storage_type.__name__)
+
+    def _dtype_named(self, name: str) -> torch.dtype:
+        try:
+            return torch.storage._get_dtype_from_pickle_storage_type(name)
+        except KeyError:
+            raise self._refuse(f"storage id names the unknown storage type {name!r:.60}") from None
+
+
+# Keys are what the exporter's storage context hands out (numbers): never a path.
+_STORAGE_KEY = re.compile(r"[0-9A-Za-z_]+")
+_STORAGE_CLASSES = (torch.storage._LegacyStorage, torch.storage.TypedStorage, torch.UntypedStorage)
