@@ -27,7 +27,7 @@ def main() -> None:
         raise SystemExit("the model's source is importable here; run this from another folder")
 
     # safe: the pickles may only name the model's own classes and torch's tensor helpers;
-    # verify: every record is checked against the sha256 manifest written at export.
+    # verify: every record is checked against the BLAKE3 manifest written at export.
     importer = PackageImporter(args.package, safe=True, verify=True)
     print(importer.file_structure(exclude=".data/*.storage"))
     model = importer.load_pickle("model", "model.pkl")

@@ -536,9 +536,9 @@ def test_file_structure_lists_the_integrity_manifest(tmp_path):
             exporter.save_text("notes", "a.txt", "a")
         trees.append(PackageImporter(path).file_structure(include=".data/*"))
     ours, theirs = trees
-    assert ours.has_file(".data/manifest.sha256")
-    assert not theirs.has_file(".data/manifest.sha256")
-    ours.children[".data"].children.pop("manifest.sha256")
+    assert ours.has_file(".data/manifest.blake3")
+    assert not theirs.has_file(".data/manifest.blake3")
+    ours.children[".data"].children.pop("manifest.blake3")
     assert _without_root(str(ours)) == _without_root(str(theirs))
 
 

@@ -242,7 +242,7 @@ def test_same_records_as_torch_package(tmp_path, lpkg):
     our_records = _relative(ours)
     their_records = _relative(theirs)
     # The integrity manifest is torchpack's one addition (torch.package ignores .data/ files).
-    assert set(our_records) == set(their_records) | {".data/manifest.sha256"}
+    assert set(our_records) == set(their_records) | {".data/manifest.blake3"}
     same_bytes = [
         ".data/version",
         ".data/python_version",

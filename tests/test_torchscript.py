@@ -166,7 +166,7 @@ def test_same_torchscript_records_as_torch_package(tmp_path: Path, scripted) -> 
         return {r for r in records_of(path) if r.startswith(".data/")}
 
     # The integrity manifest is torchpack's one addition (torch.package ignores .data/ files).
-    assert data_records(ours) == data_records(theirs) | {".data/manifest.sha256"}
+    assert data_records(ours) == data_records(theirs) | {".data/manifest.blake3"}
 
 
 @pytest.mark.parametrize("map_location", ["cpu", torch.device("cpu"), None])

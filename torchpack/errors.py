@@ -127,7 +127,7 @@ class MalformedArchiveError(ArchiveError):
 
 
 class IntegrityError(ArchiveError):
-    """A record's bytes differ from the sha256 in the package's manifest, or the manifest is
+    """A record's bytes differ from the digest in the package's manifest, or the manifest is
     missing, or records were added or removed since it was written."""
 
 

@@ -64,23 +64,26 @@ class PackageExporter:
         analysis_cache: ModuleAnalyzer | str | os.PathLike[str] | None = None,
         *,
         integrity_manifest: bool = True,
+        progress: bool | None = None,
     ) -> None:
         """Start a package at ``f``: a path (written atomically at the end) or a binary file.
 
         ``importer`` is where modules and objects are looked up (a sequence becomes an
-        :class:`OrderedImporter`). ``debug`` is accepted for torch.package compatibility: a
-        :class:`PackagingError` always shows the chain of imports behind each broken module.
+        :class:`OrderedImporter`). ``debug=True`` adds to a :class:`PackagingError` the chain
+        of imports behind each broken module.
         ``analysis_cache`` (an :class:`AnalysisCache`, its folder, or precomputed analyses)
         lets repeated exports reuse each module's import analysis instead of parsing it again.
-        ``integrity_manifest=False`` skips ``.data/manifest.sha256`` (one sha256 pass over the
-        tensors, overlapped with writing them when a core is free); loading then checks CRCs.
+        ``integrity_manifest=False`` skips ``.data/manifest.blake3`` (one BLAKE3 pass over the
+        tensors, in the same second thread as their CRC-32s); loading then checks CRCs.
+        ``progress``: records and bytes written, shown on standard error when it is a terminal
+        and the export takes more than a few seconds (None); always (True); never (False).
         """
         if isinstance(importer, Sequence):
             self.importer: Importer = OrderedImporter(*importer)
         else:
             self.importer = as_importer(importer)
         self.debug = debug
-        self._archive = ArchiveWriter(f, manifest=integrity_manifest)
+        self._archive = ArchiveWriter(f, manifest=integrity_manifest, progress=progress)
         self.zip_file = self._archive.zip_file
         self._script_records = ScriptRecords()
         # Used by torch.jit's ScriptModule.__reduce_package__.
@@ -177,14 +180,14 @@ class PackageExporter:
             )
         # A module loaded from a package is saved under its real name.
         module_name = demangle(module_name)
-        _check_module_name(module_name, is_package=False)
+        _module_record(module_name, is_package=False)
         self._resolver.intern_module(module_name, dependencies)
 
     def save_source_string(
         self, module_name: str, src: str, is_package: bool = False, dependencies: bool = True
     ) -> None:
         """Add ``src`` to the package as the source of ``module_name``."""
-        _check_module_name(module_name, is_package)
+        _module_record(module_name, is_package)
         source = ModuleSource(
             module_name, is_package, src.encode("utf-8"), origin=f"<{module_name}>"
         )
@@ -196,7 +199,7 @@ class PackageExporter:
         """Add a file as ``module_name``, or a folder as the package ``module_name``."""
         path = Path(file_or_directory)
         if not path.is_dir():
-            _check_module_name(module_name, is_package=False)
+            _module_record(module_name, is_package=False)
             self._resolver.intern_source(
                 ModuleSource(module_name, False, path.read_bytes(), origin=str(path)), dependencies
             )
@@ -207,7 +210,7 @@ class PackageExporter:
             if is_package:
                 parts.pop()
             name = ".".join([module_name, *parts])
-            _check_module_name(name, is_package)
+            _module_record(name, is_package)
             self._resolver.intern_source(
                 ModuleSource(name, is_package, file.read_bytes(), origin=str(file)), dependencies
             )
@@ -274,13 +277,12 @@ class PackageExporter:
 
     def _write_modules(self) -> None:
         resolver = self._resolver
-        libraries: set[tuple[str, Path]] = set()
+        libraries: set[tuple[str, str]] = set()
         for name in resolver.modules_with(ModuleAction.INTERN):
             source = resolver.decisions[name].source
             if source is None or source.source is None:
                 continue
-            _check_module_name(name, source.is_package)
-            self._archive.write(source_record(name, source.is_package), source.source)
+            self._archive.write(_module_record(name, source.is_package), source.source)
             if source.origin is not None:
                 folder = site_folder(name, source.is_package, source.origin)
                 if folder is not None:
@@ -336,8 +338,8 @@ class PackageExporter:
         )
 
 
-def _check_module_name(name: str, is_package: bool) -> None:
-    """Refuse, when it is given, a module name the importer could not load back."""
+def _module_record(name: str, is_package: bool) -> str:
+    """The record of module ``name``'s source; refuses a name the importer could not load."""
     if is_mangled(name):
         raise ValueError(f"refusing to save the mangled module name {name!r}")
-    source_record(name, is_package)  # raises ValueError naming the problem
+    return source_record(name, is_package)  # raises ValueError naming the problem

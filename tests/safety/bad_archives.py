@@ -12,7 +12,6 @@ fresh process with a memory limit. Run this file with an output folder to get th
 from __future__ import annotations
 
 import collections
-import hashlib
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import blake3
 import torch
 
 from torchpack import PackageExporter
@@ -40,7 +40,7 @@ from torchpack.errors import (
 PICKLE = "data/t.pkl"
 STORAGE = ".data/0.storage"
 MODULE = "victim.py"
-MANIFEST = ".data/manifest.sha256"
+MANIFEST = ".data/manifest.blake3"
 ROOT = os.geteuid() == 0
 
 
@@ -121,7 +121,7 @@ def archive_records(path: Path) -> tuple[str, list[tuple[str, bytes]]]:
 
 def manifest_for(records: list[tuple[str, bytes]]) -> bytes:
     lines = sorted(
-        f"{hashlib.sha256(data).hexdigest()}  {name}"
+        f"{blake3.blake3(data).hexdigest()}  {name}"
         for name, data in records
         if name not in (MANIFEST, ".data/version", "byteorder", ".data/serialization_id")
     )

@@ -193,7 +193,7 @@ def _rewrite(path: Path, target: Path, edit) -> Path:
         top = archive.namelist()[0].split("/", 1)[0]
         records = {i.filename.split("/", 1)[1]: archive.read(i) for i in archive.infolist()}
     records = edit(records)
-    records[".data/manifest.sha256"] = manifest_for(list(records.items()))
+    records[".data/manifest.blake3"] = manifest_for(list(records.items()))
     with zipfile.ZipFile(target, "w") as out:
         for name, data in records.items():
             out.writestr(f"{top}/{name}", data)

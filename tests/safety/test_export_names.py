@@ -19,7 +19,7 @@ BAD_RESOURCES = [
     ("pkg", "file\x1cseparator.txt"),
     ("pkg", "next\x85line.txt"),
     ("pkg", "para\u2029graph.txt"),
-    (".data", "manifest.sha256"),
+    (".data", "manifest.blake3"),
     ("pkg..sub", "x.txt"),
     ("/abs", "x.txt"),
     ("", "byteorder"),

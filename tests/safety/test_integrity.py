@@ -8,6 +8,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
+import blake3
 import pytest
 import torch
 import torch.package
@@ -45,14 +46,60 @@ def _flip_byte(path: Path, record: str, at: int = 17) -> Path:
     return flipped
 
 
-def test_manifest_lists_the_sha256_of_every_record(tmp_path):
+def test_manifest_lists_the_blake3_of_every_record(tmp_path):
     archive = _export(tmp_path / "m.pt")
-    lines = read_record(archive, ".data/manifest.sha256").decode().splitlines()
+    lines = read_record(archive, ".data/manifest.blake3").decode().splitlines()
     listed = {line.split("  ", 1)[1]: line.split("  ", 1)[0] for line in lines}
-    assert set(listed) == records_of(archive) - TRAILER - {".data/manifest.sha256"}
+    assert set(listed) == records_of(archive) - TRAILER - {".data/manifest.blake3"}
     assert list(listed) == sorted(listed)
     for record, digest in listed.items():
-        assert hashlib.sha256(read_record(archive, record)).hexdigest() == digest
+        assert blake3.blake3(read_record(archive, record)).hexdigest() == digest
+
+
+def _with_sha256_manifest(archive: Path, target: Path) -> Path:
+    """The same package as torchpack wrote it before BLAKE3: ``.data/manifest.sha256``."""
+    with zipfile.ZipFile(archive) as source:
+        records = [(i.filename.split("/", 1)[1], source.read(i)) for i in source.infolist()]
+    kept = [(n, d) for n, d in records if n not in TRAILER | {".data/manifest.blake3"}]
+    lines = sorted(f"{hashlib.sha256(data).hexdigest()}  {name}" for name, data in kept)
+    manifest = "".join(line + "\n" for line in lines).encode()
+    writer = torch._C.PyTorchFileWriter(str(target))
+    writer.set_min_version(6)  # as PackageExporter does: `.data/version`
+    for name, data in [*kept, (".data/manifest.sha256", manifest)]:
+        writer.write_record(name, data, len(data))
+    writer.write_end_of_file()
+    return target
+
+
+def test_packages_with_the_older_sha256_manifest_are_verified(tmp_path):
+    legacy = _with_sha256_manifest(_export(tmp_path / "m.pt"), tmp_path / "legacy.pt")
+    loaded = PackageImporter(legacy, verify=True).load_pickle("res", "t.pkl")
+    assert torch.equal(loaded["w"], torch.arange(1000, dtype=torch.float32))
+    result = run_cli("verify", str(legacy))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "records match their sha256" in result.stdout
+    assert "manifest sha256 " in result.stdout
+    flipped = _flip_byte(legacy, ".data/0.storage")
+    with pytest.raises(IntegrityError, match="sha256 is") as info:
+        PackageImporter(flipped).load_pickle("res", "t.pkl")
+    assert info.value.record == ".data/0.storage"
+
+
+def test_a_package_with_both_manifests_is_refused(tmp_path):
+    archive = _export(tmp_path / "m.pt")
+    both = tmp_path / "both.pt"
+    with zipfile.ZipFile(_with_sha256_manifest(archive, tmp_path / "legacy.pt")) as source:
+        records = [(i.filename.split("/", 1)[1], source.read(i)) for i in source.infolist()]
+    writer = torch._C.PyTorchFileWriter(str(both))
+    writer.set_min_version(6)
+    for name, data in records + [
+        (".data/manifest.blake3", read_record(archive, ".data/manifest.blake3"))
+    ]:
+        if name not in TRAILER:
+            writer.write_record(name, data, len(data))
+    writer.write_end_of_file()
+    with pytest.raises(MalformedArchiveError, match="two manifests"):
+        PackageImporter(both)
 
 
 def test_flipped_storage_byte_is_named_on_load_and_by_verify(tmp_path):
@@ -143,7 +190,7 @@ def test_torchscript_records_are_hashed_too(tmp_path):
     scripted = torch.jit.script(torch.nn.Linear(3, 2))
     with PackageExporter(path) as exporter:
         exporter.save_pickle("res", "s.pkl", scripted)
-    manifest = read_record(path, ".data/manifest.sha256").decode()
+    manifest = read_record(path, ".data/manifest.blake3").decode()
     # linear.py, or linear/___torch_mangle_N.py when this process scripted Linear before.
     code = next(r for r in records_of(path) if "nn/modules/linear" in r and r.endswith(".py"))
     assert f"  {code}\n" in manifest
@@ -154,7 +201,7 @@ def test_torchscript_records_are_hashed_too(tmp_path):
     assert torch.equal(loaded(x), scripted(x))
     result = run_cli("verify", str(_flip_byte(path, code, at=5)))
     assert result.returncode == 1
-    assert f"record {code!r}: sha256 is" in result.stdout
+    assert f"record {code!r}: blake3 is" in result.stdout
 
 
 def test_records_written_straight_into_zip_file_are_pinned_by_crc(tmp_path):
@@ -163,7 +210,7 @@ def test_records_written_straight_into_zip_file_are_pinned_by_crc(tmp_path):
     with PackageExporter(path) as exporter:
         exporter.save_text("res", "notes.txt", "hello")
         exporter.zip_file.write_record("res/direct.bin", b"raw bytes", 9)
-    manifest = read_record(path, ".data/manifest.sha256").decode()
+    manifest = read_record(path, ".data/manifest.blake3").decode()
     assert "crc32  res/direct.bin\n" in manifest
     result = run_cli("verify", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -179,15 +226,15 @@ def test_verify_prints_the_manifest_digest(tmp_path):
     archive = _export(tmp_path / "m.pt")
     result = run_cli("verify", str(archive))
     assert result.returncode == 0
-    digest = hashlib.sha256(read_record(archive, ".data/manifest.sha256")).hexdigest()
-    assert f"manifest sha256 {digest}" in result.stdout
+    digest = blake3.blake3(read_record(archive, ".data/manifest.blake3")).hexdigest()
+    assert f"manifest blake3 {digest}" in result.stdout
 
 
 def test_integrity_manifest_can_be_left_out(tmp_path):
     path = tmp_path / "plain.pt"
     with PackageExporter(path, integrity_manifest=False) as exporter:
         exporter.save_pickle("res", "t.pkl", {"w": torch.arange(10.0)})
-    assert ".data/manifest.sha256" not in records_of(path)
+    assert ".data/manifest.blake3" not in records_of(path)
     # Its layout is torchpack's: a missing manifest could be one removed to hide an edit.
     with pytest.warns(IntegrityWarning, match="integrity_manifest=False"):
         importer = PackageImporter(path)
@@ -240,7 +287,7 @@ def _strip_manifest(path: Path, target: Path, edit: bytes | None = None) -> Path
     """What someone hiding an edit does: rewrite the archive without the manifest."""
     with zipfile.ZipFile(path) as archive, zipfile.ZipFile(target, "w") as out:
         for info in archive.infolist():
-            if info.filename.endswith(".data/manifest.sha256"):
+            if info.filename.endswith(".data/manifest.blake3"):
                 continue
             data = archive.read(info)
             if edit is not None and info.filename.endswith("res/notes.txt"):

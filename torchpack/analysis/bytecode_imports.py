@@ -44,7 +44,7 @@ class UnrecognizedCode(Exception):
     """The compiled code does not have the shape this reader knows; use the syntax tree."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImportStatement:
     """``from <level dots><name> import <fromlist>``, or ``import <name>`` (no fromlist)."""
 
@@ -114,14 +114,20 @@ def import_statements(code: types.CodeType) -> list[ImportStatement]:
         raw = c.co_code
         if _IMPORT_NAME not in raw[::2]:
             continue
-        positions = None
+        offsets = []
         start = raw.find(_IMPORT_NAME)
         while start != -1:
             if start % 2 == 0:  # an opcode, not an argument byte
-                if positions is None:
-                    positions = list(c.co_positions())
-                statements.append(_statement_at(c, raw, start, positions))
+                offsets.append(start)
             start = raw.find(_IMPORT_NAME, start + 1)
+        # The source positions of just these instructions, without keeping a tuple for every
+        # instruction alive: in a process holding torch, a burst of live allocations sets off
+        # full garbage collections over torch's heap, which cost more than the scan itself.
+        wanted = {offset // 2: offset for offset in offsets}
+        for index, position in enumerate(c.co_positions()):
+            offset = wanted.get(index)
+            if offset is not None:
+                statements.append(_statement_at(c, raw, offset, position))
     return statements
 
 
@@ -137,7 +143,7 @@ def _all_code(code: types.CodeType) -> list[types.CodeType]:
 
 
 def _statement_at(
-    code: types.CodeType, raw: bytes, offset: int, positions: list[tuple]
+    code: types.CodeType, raw: bytes, offset: int, position: tuple
 ) -> ImportStatement:
     name_index, first = _argument(raw, offset)
     fromlist_op, fromlist_arg, first = _argument_before(raw, first)
@@ -155,7 +161,7 @@ def _statement_at(
         fromlist is None or (type(fromlist) is tuple and all(type(x) is str for x in fromlist))
     ):
         raise UnrecognizedCode
-    lineno, _, col_offset, _ = positions[offset // 2]
+    lineno, _, col_offset, _ = position
     if lineno is None:
         raise UnrecognizedCode
     return ImportStatement(lineno, col_offset or 0, code.co_names[name_index], level, fromlist)

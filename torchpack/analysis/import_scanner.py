@@ -38,7 +38,7 @@ class ImportAnalysisError(Exception):
         self.lineno = lineno
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImportRef:
     """``module`` is imported; ``name`` is the imported attribute or submodule, if any."""
 
@@ -46,7 +46,7 @@ class ImportRef:
     name: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImportScan:
     """Result of :func:`find_imports`."""
 

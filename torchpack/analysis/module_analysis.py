@@ -34,7 +34,7 @@ __all__ = [
 ANALYZER_VERSION = "3"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ModuleAnalysis:
     """The imports of one module's source, plus the dynamic imports it could not resolve."""
 

@@ -7,7 +7,8 @@ A package is a ZIP written by PyTorch's serializer: every record is stored uncom
     .data/extern_modules     one externed module per line
     .data/python_version     version of the Python that wrote the package
     .data/<key>.storage      raw bytes of one tensor storage
-    .data/manifest.sha256    torchpack only: sha256 of every other record (``sha256sum`` format)
+    .data/manifest.blake3    torchpack only: BLAKE3 of every other record (``b3sum`` format;
+                             ``.data/manifest.sha256``, ``sha256sum`` format, before 0.2)
     <package>/<resource>     user files; interned modules as <a>/<b>.py or <a>/<b>/__init__.py
     <name>-<version>.dist-info/METADATA
                              torchpack only: the metadata of each interned library's distribution
@@ -22,7 +23,10 @@ FORMAT_VERSION = 6
 VERSION_RECORD = ".data/version"
 EXTERN_MODULES_RECORD = ".data/extern_modules"
 PYTHON_VERSION_RECORD = ".data/python_version"
-MANIFEST_RECORD = ".data/manifest.sha256"
+MANIFEST_RECORD = ".data/manifest.blake3"
+# The manifest of packages written before BLAKE3: still read, never written.
+SHA256_MANIFEST_RECORD = ".data/manifest.sha256"
+MANIFEST_RECORDS = (MANIFEST_RECORD, SHA256_MANIFEST_RECORD)
 # PyTorch's writer adds these when it closes the archive, after the manifest is written; they
 # are checked by their content rules instead of a digest.
 BYTEORDER_RECORD = "byteorder"

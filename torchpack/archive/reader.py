@@ -12,11 +12,9 @@ cannot make a valid package fail.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import stat
 import warnings
-import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, Union
@@ -30,8 +28,9 @@ from ..errors import (
     MalformedArchiveError,
     first_line,
 )
+from .checksums import crc32, new_hasher
 from .format import MANIFEST_RECORD, VERSION_RECORD, WRITER_TRAILER_RECORDS, record_name_problem
-from .manifest import Manifest, check_trailer_record
+from .manifest import Manifest, check_trailer_record, manifest_record_in
 from .storage_buffer import storage_buffer
 from .tamper_signs import tamper_signs
 from .zip_index import ZipIndex, check_crc, check_crc_value, check_format_version, open_regular_file
@@ -77,8 +76,9 @@ class ReadAhead:
 class _StreamCheck:
     """A record's digest or CRC, computed from its bytes as they are read, then compared."""
 
-    def __init__(self, finish: Callable[[Any], None], sha256: bool) -> None:
-        self._hash = hashlib.sha256() if sha256 else None
+    def __init__(self, finish: Callable[[Any], None], algorithm: str | None) -> None:
+        # With an algorithm, the manifest's digest; without, the ZIP's CRC.
+        self._hash = new_hasher(algorithm) if algorithm is not None else None
         self._crc = 0
         self._finish = finish
 
@@ -86,10 +86,10 @@ class _StreamCheck:
         if self._hash is not None:
             self._hash.update(chunk)
         else:
-            self._crc = zlib.crc32(chunk, self._crc)
+            self._crc = crc32(chunk, self._crc)
 
     def finish(self) -> None:
-        """Compare: the sha256 (hex) with the manifest, or the CRC with the ZIP's."""
+        """Compare: the digest (hex) with the manifest, or the CRC with the ZIP's."""
         self._finish(self._hash.hexdigest() if self._hash is not None else self._crc)
 
 
@@ -102,7 +102,8 @@ class _RecordChecks:
 
     def setup(self, reader: ArchiveReader, verify: bool | None) -> None:
         """``verify``: True requires a manifest, None uses one if present, False skips it."""
-        has_manifest = reader.has_record(MANIFEST_RECORD)
+        manifest_record = manifest_record_in(reader.name, reader.has_record)
+        has_manifest = manifest_record is not None
         if verify is True and not has_manifest:
             raise IntegrityError(
                 reader.name,
@@ -126,14 +127,14 @@ class _RecordChecks:
                     stacklevel=5,
                 )
             return
-        manifest = Manifest.parse(reader.name, reader.read(MANIFEST_RECORD))
+        manifest = Manifest.parse(reader.name, manifest_record, reader.read(manifest_record))
         problems = manifest.coverage_problems(reader.records())
         if problems:
             raise problems[0]
         self.manifest = manifest
 
     def by_digest(self, record: str) -> bool:
-        """True if the manifest's sha256 covers ``record`` (then its CRC adds nothing)."""
+        """True if the manifest's digest covers ``record`` (then its CRC adds nothing)."""
         return (
             self.manifest is not None
             and record in self.manifest.digests
@@ -141,7 +142,7 @@ class _RecordChecks:
         )
 
     def check(self, archive: str, record: str, data: bytes | memoryview) -> None:
-        if self.manifest is None or record == MANIFEST_RECORD:
+        if self.manifest is None or record == self.manifest.record:
             return
         if record in self.manifest.digests:
             self.manifest.check(record, data)
@@ -152,10 +153,12 @@ class _RecordChecks:
         """How to check a storage record from its chunks as they are read (None: unchecked)."""
         manifest = self.manifest
         if manifest is not None and self.by_digest(record):
-            return _StreamCheck(lambda digest: manifest.check_digest(record, digest), sha256=True)
+            return _StreamCheck(
+                lambda digest: manifest.check_digest(record, digest), manifest.algorithm
+            )
         if index is not None and (self.storage_crcs or manifest is not None):
             entry = index.record(record)
-            return _StreamCheck(lambda crc: check_crc_value(index.name, entry, crc), sha256=False)
+            return _StreamCheck(lambda crc: check_crc_value(index.name, entry, crc), None)
         return None
 
 

@@ -16,21 +16,28 @@ import re
 import shutil
 import stat
 import tempfile
-import zlib
 from typing import IO
 
 import torch
 
+from .checksums import checksums_beside_write, crc32
 from .format import FORMAT_VERSION, MANIFEST_RECORD, record_name_problem
 from .manifest import ManifestBuilder
+from .progress import Progress
 from .storage_buffer import storage_buffer
-from .zip_checksums import crc32_while, fill_in_crcs
+from .zip_checksums import fill_in_crcs
 
 
 class ArchiveWriter:
     """Appends records to a new package archive at a path or in a writable binary file."""
 
-    def __init__(self, target: str | os.PathLike[str] | IO[bytes], manifest: bool = True) -> None:
+    def __init__(
+        self,
+        target: str | os.PathLike[str] | IO[bytes],
+        manifest: bool = True,
+        progress: bool | None = None,
+    ) -> None:
+        """``progress``: show records and bytes written on a terminal (see ``Progress``)."""
         self._written: set[str] = set()
         self._manifest = ManifestBuilder() if manifest else None
         # CRC-32 of each record written to a path, filled into the archive by commit().
@@ -62,6 +69,7 @@ class ArchiveWriter:
             self.zip_file = torch._C.PyTorchFileWriter(target)
             self.name = getattr(target, "name", "<binary>")
             self._target = target
+        self._progress = Progress(self.name, progress)
         folder = self.zip_file.archive_name()
         problem = record_name_problem(folder)
         if problem is not None:
@@ -93,31 +101,35 @@ class ArchiveWriter:
             data = data.encode("utf-8")
         self._write_record(name, data, len(data))
         if self._target_path is not None:
-            self._crcs[name] = zlib.crc32(data)
+            self._crcs[name] = crc32(data)
         if self._manifest is not None:
             self._manifest.add(name, data)
 
     def write_storage(self, name: str, storage: torch.UntypedStorage) -> None:
-        """Stream a CPU storage's bytes straight from its memory into the archive."""
+        """Stream a CPU storage's bytes straight from its memory into the archive, its CRC-32
+        and digest computed from the same memory in a second thread meanwhile."""
         self._claim(name)
-        buffer = storage_buffer(storage)
 
         def write() -> None:
             self._write_record(name, storage, storage.nbytes())
 
-        def write_and_checksum() -> None:
-            self._crcs[name] = crc32_while(buffer, write)
-
         # PyTorch's writer checksums file objects itself.
-        step = write if self._target_path is None else write_and_checksum
-        if self._manifest is None:
-            step()
-        else:
-            self._manifest.add_while(name, buffer, step)
+        needs_crc = self._target_path is not None
+        if not needs_crc and self._manifest is None:
+            write()
+            return
+        crc, digest = checksums_beside_write(
+            storage_buffer(storage), write, digest=self._manifest is not None
+        )
+        if needs_crc:
+            self._crcs[name] = crc
+        if self._manifest is not None and digest is not None:
+            self._manifest.add_digest(name, digest)
 
     def _write_record(self, name: str, data: bytes | torch.UntypedStorage, size: int) -> None:
         try:
             self.zip_file.write_record(name, data, size)
+            self._progress.wrote(size)
         except RuntimeError as err:
             raise OSError(
                 f"could not write record {name!r} of the package {self.name}: {err}; "
@@ -140,6 +152,7 @@ class ArchiveWriter:
                 f"could not finish the package {self.name}: {err}; is the disk full?"
             ) from err
         del self.zip_file
+        self._progress.finish()
         if self._target_path is None:
             flush = getattr(self._target, "flush", None)
             if flush is not None:
@@ -166,6 +179,7 @@ class ArchiveWriter:
             with contextlib.suppress(RuntimeError):
                 self.zip_file.write_end_of_file()
             del self.zip_file
+            self._progress.finish()
         if self._staging_dir is not None:
             shutil.rmtree(self._staging_dir, ignore_errors=True)
             self._staging_dir = None

@@ -2,10 +2,11 @@
 
 PyTorch's ZIP writer computes each record's CRC-32 byte by byte, which makes writing a large
 model several times slower than the disk. torchpack lets it write zeros instead, computes the
-checksums with zlib (several times faster, and for tensor storages in a second thread while
-the writer copies the same bytes to the file), then writes them into the finished archive:
-into each record's data descriptor and its central directory entry, the only two places
-PyTorch's writer keeps a CRC. The result is byte for byte what PyTorch would have written.
+checksums itself (``checksums``: several times faster, and for tensor storages in a second
+thread while the writer copies the same bytes to the file), then writes them into the
+finished archive: into each record's data descriptor and its central directory entry, the
+only two places PyTorch's writer keeps a CRC. The result is byte for byte what PyTorch
+would have written.
 """
 
 from __future__ import annotations
@@ -13,18 +14,11 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-import zlib
-from collections.abc import Callable
 
 from ..errors import ArchiveError
-from .beside_write import Buffer, compute_beside_write
+from .checksums import crc32
 from .format import SERIALIZATION_ID_RECORD
 from .zip_structure import ZipStructureError, read_entries
-
-
-def crc32_while(data: Buffer, write: Callable[[], None]) -> int:
-    """The CRC-32 of ``data``, computed while ``write()`` runs (zlib releases the GIL)."""
-    return compute_beside_write(data, zlib.crc32, write)
 
 
 def fill_in_crcs(path: str, known: dict[str, int]) -> None:
@@ -48,11 +42,11 @@ def fill_in_crcs(path: str, known: dict[str, int]) -> None:
                 # PyTorch's id ends in the combined checksum of the records before it.
                 content = data[entry.data_offset : end - 20] + b"%020d" % combined
                 os.pwrite(f.fileno(), content, entry.data_offset)
-                crc = zlib.crc32(content)
+                crc = crc32(content)
             else:
                 crc = known.get(record)
                 if crc is None:
-                    crc = zlib.crc32(data[entry.data_offset : end])
+                    crc = crc32(data[entry.data_offset : end])
                 if entry.compressed_size:  # PyTorch folds in the records that have bytes
                     combined = hash_combine(combined, crc)
             packed = struct.pack("<I", crc)

@@ -14,7 +14,6 @@ record checks its CRC.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import threading
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from ..errors import ArchiveError, MalformedArchiveError
+from .checksums import crc32, new_hasher
 from .format import (
     MAX_READABLE_VERSION,
     MIN_READABLE_VERSION,
@@ -254,18 +254,18 @@ class ZipIndex:
             position += len(chunk)
             yield chunk
 
-    def sha256(self, name: str) -> str:
-        """The sha256 (hex) of the record's bytes, read a few MiB at a time."""
-        digest = hashlib.sha256()
+    def digest(self, name: str, algorithm: str) -> str:
+        """The digest (hex) of the record's bytes, read a few MiB at a time."""
+        hasher = new_hasher(algorithm)
         for chunk in self.chunks(name):
-            digest.update(chunk)
-        return digest.hexdigest()
+            hasher.update(chunk)
+        return hasher.hexdigest()
 
     def check_crc(self, name: str) -> None:
         """Compare the record's CRC with its bytes, read a few MiB at a time."""
         crc = 0
         for chunk in self.chunks(name):
-            crc = zlib.crc32(chunk, crc)
+            crc = crc32(chunk, crc)
         check_crc_value(self.name, self.record(name), crc)
 
     def read(self, name: str, crc: bool = True) -> bytes:
@@ -303,7 +303,7 @@ class ZipIndex:
 
 
 def check_crc(archive: str, entry: ZipRecord, data: bytes | memoryview) -> None:
-    check_crc_value(archive, entry, zlib.crc32(data))
+    check_crc_value(archive, entry, crc32(data))
 
 
 def check_crc_value(archive: str, entry: ZipRecord, actual: int) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..archive.format import MANIFEST_RECORD, WRITER_TRAILER_RECORDS
+from ..archive.format import MANIFEST_RECORDS, WRITER_TRAILER_RECORDS
 from ..archive.zip_index import ZipIndex
 from .package_contents import PackageContents, inspect_package, record_digests
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     for kind in old:
         before, after = old[kind], new[kind]
         for name in sorted(before.keys() | after.keys()):
-            if name in (MANIFEST_RECORD, *WRITER_TRAILER_RECORDS):
+            if name in (*MANIFEST_RECORDS, *WRITER_TRAILER_RECORDS):
                 continue
             if name not in after:
                 line = f"- {kind} {name}"

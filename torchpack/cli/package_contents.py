@@ -18,11 +18,12 @@ from pathlib import Path
 from .. import _mock
 from ..analysis.import_scanner import ImportAnalysisError, find_imports
 from ..analysis.pickle_scanner import GETATTR, OWNER, PickleScanError, scan_pickle
+from ..archive.checksums import BLAKE3
 from ..archive.format import (
     BYTEORDER_RECORD,
     EXTERN_MODULES_RECORD,
     IMPORTER_MODULE,
-    MANIFEST_RECORD,
+    MANIFEST_RECORDS,
     MOCK_SUPPORT_MODULE,
     PYTHON_VERSION_RECORD,
     module_for_record,
@@ -111,7 +112,7 @@ def inspect_package(index: ZipIndex) -> PackageContents:
         extern_modules=sorted(externs),
         pickles=pickles,
         storages={r: index.record(r).size for r in records if r.endswith(".storage")},
-        has_manifest=index.has_record(MANIFEST_RECORD),
+        has_manifest=any(index.has_record(record) for record in MANIFEST_RECORDS),
     )
 
 
@@ -184,8 +185,8 @@ def _judged(references: list, getattrs: list) -> tuple[list[tuple[str, str]], di
 
 
 def record_digests(index: ZipIndex, records: list[str]) -> dict[str, str]:
-    """sha256 of each of ``records`` (what ``torchpack diff`` compares), read in pieces."""
-    return {record: index.sha256(record) for record in records}
+    """BLAKE3 of each of ``records`` (what ``torchpack diff`` compares), read in pieces."""
+    return {record: index.digest(record, BLAKE3) for record in records}
 
 
 def import_graph(index: ZipIndex, contents: PackageContents) -> dict[str, list[str]]:

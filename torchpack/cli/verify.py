@@ -21,12 +21,15 @@ def run(args: argparse.Namespace) -> int:
         return 1
     crc_only = sum(manifest.crc_only(record) for record in manifest.digests)
     print(
-        f"OK {index.name}: {len(manifest.digests) - crc_only} records match their sha256"
+        f"OK {index.name}: {len(manifest.digests) - crc_only} records match their "
+        f"{manifest.algorithm}"
         + (
             f", {crc_only} written straight into exporter.zip_file match their CRC-32"
             if crc_only
             else ""
         )
     )
-    print(f"manifest sha256 {manifest.digest} (pin it to detect a rewritten package)")
+    print(
+        f"manifest {manifest.algorithm} {manifest.digest} (pin it to detect a rewritten package)"
+    )
     return 0

@@ -31,7 +31,7 @@ def _guards_main(source: bytes) -> bool:
     return b"__name__" in source and b"__main__" in source
 
 
-@dataclass
+@dataclass(slots=True)
 class ModuleDecision:
     action: ModuleAction | None = None
     source: ModuleSource | None = None

@@ -13,36 +13,36 @@ from __future__ import annotations
 import importlib.metadata
 import os
 from collections.abc import Iterable
-from pathlib import Path
 
 from ..archive.format import metadata_record
 from ..loading.distributions import normalize_distribution_name
 
 
-def site_folder(module_name: str, is_package: bool, origin: str) -> Path | None:
-    """The folder on ``sys.path`` that ``origin``, the file of ``module_name``, lies under."""
-    depth = module_name.count(".") + (1 if is_package else 0)
-    path = Path(origin)
-    if len(path.parents) <= depth:
-        return None
-    folder = path.parents[depth]
+def site_folder(module_name: str, is_package: bool, origin: str) -> str | None:
+    """The folder on ``sys.path`` that ``origin``, the file of ``module_name``, lies under.
+
+    String operations, not pathlib: it runs for every interned module.
+    """
+    stem = os.path.dirname(origin) if is_package else os.path.splitext(origin)[0]
+    actual = os.path.normpath(stem)
+    tail = os.sep + module_name.replace(".", os.sep)
     # A file that does not sit where its name says (save_source_file) has no distribution.
-    expected = folder.joinpath(*module_name.split("."))
-    actual = path.parent if is_package else path.with_suffix("")
-    return folder if os.path.normpath(expected) == os.path.normpath(actual) else None
+    if not actual.endswith(tail):
+        return None
+    return actual[: -len(tail)] or os.sep
 
 
-def metadata_records(tops: Iterable[tuple[str, Path]]) -> dict[str, bytes]:
+def metadata_records(tops: Iterable[tuple[str, str]]) -> dict[str, bytes]:
     """``METADATA`` records for the distributions providing each ``(top-level name, folder)``.
 
     A distribution provides a name when its ``top_level.txt`` lists it or its ``RECORD`` has
     files under it. Sorted by record name, so archives stay byte-identical.
     """
     records: dict[str, bytes] = {}
-    by_folder: dict[Path, list[importlib.metadata.Distribution]] = {}
+    by_folder: dict[str, list[importlib.metadata.Distribution]] = {}
     for top, folder in sorted(set(tops)):
         if folder not in by_folder:
-            by_folder[folder] = list(importlib.metadata.distributions(path=[str(folder)]))
+            by_folder[folder] = list(importlib.metadata.distributions(path=[folder]))
         for distribution in by_folder[folder]:
             if not _provides(distribution, top):
                 continue

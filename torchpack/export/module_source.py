@@ -22,7 +22,7 @@ from ..errors import PackagingErrorReason
 from ..importer import Importer, sys_importer
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ModuleSource:
     """What packaging a module needs: its source bytes and whether it is a package.
 
