@@ -1,11 +1,15 @@
 """One measurement in a fresh process: ``python -m bench.child '<json job>'``.
 
 Prints one JSON line with the measured values. The parent (``bench.runner``) starts a new
-process for every measurement, so no run inherits another's imports, caches or heap.
+process for every measurement, so no run inherits another's imports, caches or heap. Before a
+clock starts, the garbage that importing torch and building the inputs left is collected, for
+every contender alike (as ``timeit`` keeps the collector out of what it times): otherwise
+whichever contender allocates a little more pays for a full collection of torch's heap.
 """
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -16,8 +20,11 @@ from typing import Any
 from .memory import MiB, peak_mib, reset_peak, resident_mib
 
 CHUNK = 64 * MiB
-# Where the scan case's archive keeps its pickle.
-SCAN_RECORD = "tokens/table.pkl"
+
+
+def _start_clock() -> float:
+    gc.collect()
+    return time.perf_counter()
 
 
 def _settle_disk(path: str) -> None:
@@ -81,6 +88,7 @@ def export(impl: str, path: str, width: int, manifest: bool = True) -> dict[str,
     exporter_class = _exporter(impl)
     before = resident_mib()
     _settle_disk(path)
+    gc.collect()
     peak_reset = reset_peak()
     start = time.perf_counter()
     options = {} if manifest else {"integrity_manifest": False}
@@ -105,7 +113,7 @@ def load(impl: str, path: str, width: int, mmap: bool, verify: bool = True) -> d
     options = {"mmap": True} if mmap else {}
     if not verify:
         options["verify"] = False
-    start = time.perf_counter()
+    start = _start_clock()
     importer = importer_class(path, **options)
     model = importer.load_pickle("model", "model.pkl")
     loaded = time.perf_counter()
@@ -133,7 +141,7 @@ def resolve(impl: str, modules: list[str], exclude: list[str], cache: str | None
         importlib.import_module(module)
     exporter_class = _exporter(impl)
     options = {"analysis_cache": cache} if cache else {}
-    start = time.perf_counter()
+    start = _start_clock()
     with exporter_class(io.BytesIO(), **options) as exporter:
         exporter.intern([f"{module}.**" for module in modules], exclude=exclude)
         exporter.mock("**")
@@ -142,19 +150,95 @@ def resolve(impl: str, modules: list[str], exclude: list[str], cache: str | None
     return {"seconds": time.perf_counter() - start, "modules": len(exporter.interned_modules())}
 
 
-def scan(path: str, mode: str) -> dict[str, Any]:
+def scan(path: str, record: str, mode: str) -> dict[str, Any]:
     """The safe=True pre-scan of a pickle, or loading it (plain or safe), timed alone."""
     from torchpack import PackageImporter
     from torchpack.analysis.pickle_scanner import scan_pickle
 
     importer = PackageImporter(path, safe=mode == "safe load")
-    data = importer.read_record(SCAN_RECORD)
-    start = time.perf_counter()
+    data = importer.read_record(record)
+    start = _start_clock()
     if mode == "scan":
-        scan_pickle(data, SCAN_RECORD, max_depth=1000, strict=True)
+        scan_pickle(data, record, max_depth=1000, strict=True)
     else:
-        importer.load_pickle(*SCAN_RECORD.split("/"))
+        importer.load_pickle(*record.split("/"))
     return {"seconds": time.perf_counter() - start, "pickle_mib": len(data) / MiB}
+
+
+def safetensors_save(path: str, width: int) -> dict[str, Any]:
+    """The benchmark model's weights as a safetensors file (an input, not a measurement)."""
+    from safetensors.torch import save_file
+
+    from .model import make_model
+
+    save_file(make_model(width).state_dict(), path)
+    return {"bytes": os.path.getsize(path)}
+
+
+def safetensors_load(path: str, width: int) -> dict[str, Any]:
+    """What a user of safetensors does for fast, safe weights: ``load_file`` (memory-mapped),
+    the model built on the meta device, the tensors assigned to it, then a forward pass."""
+    import torch
+    from safetensors.torch import load_file
+
+    from .model import make_empty_model
+
+    start = _start_clock()
+    model = make_empty_model(width)
+    model.load_state_dict(load_file(path, device="cpu"), assign=True)
+    loaded = time.perf_counter()
+    with torch.no_grad():
+        output = model(torch.ones(1, width))
+    first_forward = time.perf_counter()
+    assert torch.isfinite(output).all(), "the loaded model computes garbage"
+    return {
+        "load_seconds": loaded - start,
+        "first_forward_seconds": first_forward - start,
+        "resident_mib": resident_mib(),
+        "resident_anon_mib": resident_mib("Anon"),
+        "resident_file_mib": resident_mib("File"),
+    }
+
+
+def small_export(impl: str, root: str, package: str) -> dict[str, Any]:
+    """Export the generated library's model, its modules imported before the clock starts."""
+    import importlib
+
+    sys.path.insert(0, root)
+    model = importlib.import_module(f"{package}.model").build({})
+    exporter_class = _exporter(impl)
+    start = _start_clock()
+    with exporter_class(io.BytesIO()) as exporter:
+        exporter.intern(f"{package}.**")
+        exporter.save_pickle("model", "model.pkl", model)
+    return {"seconds": time.perf_counter() - start, "modules": len(exporter.interned_modules())}
+
+
+def library_export(impl: str, case: str, path: str) -> dict[str, Any]:
+    """Export a real-library model (built before the clock starts, by the example's code)."""
+    from examples.real_libraries import export as export_case
+
+    return {"seconds": export_case(case, path, _exporter(impl))}
+
+
+def command(
+    argv: list[str], cwd: str, pythonpath: str | None = None, clear: str | None = None
+) -> dict[str, Any]:
+    """A whole command's wall time, as a user waits for it (``clear``: a folder emptied first,
+    such as a cache)."""
+    import shutil
+    import subprocess
+
+    if clear is not None:
+        shutil.rmtree(clear, ignore_errors=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
+    start = time.perf_counter()
+    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{argv[:4]} failed:\n{result.stderr[-4000:]}")
+    return {"seconds": seconds}
 
 
 def main() -> None:
@@ -170,6 +254,11 @@ def main() -> None:
         "load": load,
         "resolve": resolve,
         "scan": scan,
+        "safetensors_save": safetensors_save,
+        "safetensors_load": safetensors_load,
+        "small_export": small_export,
+        "library_export": library_export,
+        "command": command,
     }[kind](**job)
     print(json.dumps(result))
 

@@ -25,11 +25,15 @@ def width_for(size_mib: float) -> int:
     return max(8, round(math.sqrt(size_mib * 2**20 / 4 / BLOCKS)))
 
 
+def make_empty_model(width: int) -> nn.Sequential:
+    """The model on the meta device: its structure, no memory (weights are assigned later)."""
+    with torch.device("meta"):
+        return nn.Sequential(*(Block(width) for _ in range(BLOCKS))).eval()
+
+
 def make_model(width: int) -> nn.Sequential:
     """Filled with cheap pseudo-random values: default init of 1 GiB takes longer than an export."""
-    with torch.device("meta"):
-        model = nn.Sequential(*(Block(width) for _ in range(BLOCKS)))
-    model = model.to_empty(device="cpu")
+    model = make_empty_model(width).to_empty(device="cpu")
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for parameter in model.parameters():

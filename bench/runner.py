@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The contenders' names in every case.
+TORCHPACK = "torchpack"
+TORCH_PACKAGE = "torch.package"
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Smoke test of the benchmark harness with tiny sizes: it runs, and reports every target.
+"""Smoke test of the benchmark harness with tiny sizes: every case runs, and every target is
+reported with its status.
 
 No timings are checked here; speed targets live in the benchmark's own output.
 """
@@ -19,59 +20,62 @@ def test_bench_runs_and_writes_results_and_chart(tmp_path):
             sys.executable,
             "-m",
             "bench",
-            "--size-mib",
-            "1",
             "--rounds",
             "2",
+            "--size-mib",
+            "1",
             "--deps",
             "bench",
-            "--bazel-rounds",
-            "0",
+            "--modules",
+            "40",
+            "--library-rounds",
+            "1",
             "--scan-mib",
             "0.5",
+            "--bazel-rounds",
+            "0",
             "--out",
             str(out),
-        ],
+        ],  # fmt: skip
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
     results = json.loads((out / "results.json").read_text())
-    export, load, resolve = (results["cases"][name] for name in ("export", "load", "resolve"))
-    assert set(export["runs"]) == {
-        "torch.package",
-        "torchpack",
-        "torchpack without manifest",
-        "raw",
-    }
-    assert set(load["runs"]) == {
-        "torch.package",
-        "torchpack",
-        "torchpack verify=False",
-        "torchpack mmap",
-        "raw",
-    }
-    assert set(resolve["runs"]) == {"torch.package", "torchpack", "torchpack warm cache"}
-    scan = results["cases"]["scan"]
-    assert set(scan["runs"]) == {"unpickle", "scan", "safe load"}
-    assert 0.3 < scan["medians"]["scan"]["pickle_mib"] < 0.7
-    for case in (export, load, resolve, scan):
-        assert all(len(runs) == 2 for runs in case["runs"].values())
-    assert export["medians"]["torchpack"]["seconds"] > 0
-    assert 0.9 < export["medians"]["torchpack"]["model_mib"] < 1.1
-    assert export["medians"]["torchpack"]["peak_above_model_mib"] is not None
-    assert resolve["medians"]["torchpack"]["modules"] >= 1
+    cases = results["cases"]
+    assert set(cases["export"]["runs"]) == {
+        "torch.package", "torchpack", "torchpack without manifest", "raw write",
+    }  # fmt: skip
+    assert set(cases["load"]["runs"]) == {
+        "torch.package", "torchpack", "torchpack verify=False", "torchpack mmap", "safetensors",
+        "raw read",
+    }  # fmt: skip
+    assert set(cases["small modules"]["runs"]) == {
+        "torch.package", "torchpack", "torchpack, no __pycache__", "torch.package script",
+        "torchpack build, empty cache", "torchpack build, warm cache",
+    }  # fmt: skip
+    assert set(cases["real library"]["runs"]) == {"torch.package", "torchpack"}
+    assert set(cases["resolve"]["runs"]) == {"torch.package", "torchpack", "torchpack warm cache"}
+    assert set(cases["safe pre-scan"]["runs"]) == {"unpickle", "scan", "safe load"}
+    for name, case in cases.items():
+        assert all(len(runs) == 1 for runs in case["runs"].values()), name
+    export = cases["export"]["medians"]["torchpack"]
+    assert export["seconds"] > 0 and 0.9 < export["model_mib"] < 1.1
+    assert export["peak_above_model_mib"] is not None
+    # The generated library: 40 modules, every one interned (torch.package agrees).
+    small = cases["small modules"]["medians"]
+    assert small["torchpack"]["modules"] == small["torch.package"]["modules"] >= 30
+    assert 0.3 < cases["safe pre-scan"]["medians"]["scan"]["pickle_mib"] < 0.7
+    assert results["not_measured"] == {"bazel build": "skipped (--bazel-rounds 0)"}
 
     statuses = {target["name"]: target["status"] for target in results["targets"]}
-    # Export and eager load are judged as shipped and without the sha256 pass.
-    assert len(statuses) == 11
-    assert set(statuses.values()) <= {"met", "MISSED"}
+    assert len(statuses) == 19
+    assert set(statuses.values()) <= {"met", "MISSED", "reported"}
     for name, status in statuses.items():
         assert f"{name}: " in result.stdout and status in result.stdout
-    for name, reason in results["not_measured"].items():
-        assert reason and f"not measured: {name}: {reason}" in result.stdout
+    assert "not measured: bazel build: skipped (--bazel-rounds 0)" in result.stdout
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in out.iterdir() if p.name.startswith("work-")], "archives left behind"

@@ -9,15 +9,12 @@ list of them in turn, which is how objects loaded from one package are saved int
 from __future__ import annotations
 
 import importlib
-import logging
 import pickle
 import types
 from abc import ABC, abstractmethod
 from typing import Any
 
 from ._mangling import demangle, get_mangle_prefix, is_mangled
-
-log = logging.getLogger(__name__)
 
 
 class ObjNotFoundError(Exception):

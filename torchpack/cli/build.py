@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -235,8 +234,9 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.get("PYTHONHASHSEED") != "0":
         # Whatever iterates a set while building (torch.jit orders a module's constants that
         # way) must see the same order every time: build under a fixed hash seed.
+        # In place of this process (same pid, nothing to wait for or forward).
         command = [sys.executable, "-m", "torchpack", *args.command_line]
-        return subprocess.call(command, env=dict(os.environ, PYTHONHASHSEED="0"))
+        os.execve(sys.executable, command, dict(os.environ, PYTHONHASHSEED="0"))
     try:
         print(build(args), file=sys.stderr)
     except EmptyMatchError as err:

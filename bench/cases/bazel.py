@@ -6,19 +6,37 @@ own Bazel output is left alone; the copy's output base is deleted at the end.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
-from .runner import REPO_ROOT, CaseResult
+from ..report import Target
+from ..runner import REPO_ROOT, CaseResult
 
+NAME = "bazel build"
 TARGET = "//examples/models:resnet_pkg"
 EDITED_FILE = "examples/models/resnet.py"
 
 
-def not_measurable() -> str | None:
+def run(work: Path, settings: argparse.Namespace) -> CaseResult | str:
+    if not settings.bazel_rounds:
+        return "skipped (--bazel-rounds 0)"
+    return _not_measurable() or _measure(work, settings.bazel_rounds)
+
+
+def targets(result: CaseResult) -> list[Target]:
+    """None: the Bazel build is reported, not judged (there is no peer to compare with)."""
+    return []
+
+
+def seconds(result: CaseResult) -> dict[str, float | None]:
+    return {arm: result.median(arm, "seconds") for arm in result.runs}
+
+
+def _not_measurable() -> str | None:
     """Why the Bazel case cannot run here, or None if it can."""
     package = TARGET[2:].split(":")[0]
     build_files = [REPO_ROOT / package / name for name in ("BUILD", "BUILD.bazel")]
@@ -29,7 +47,7 @@ def not_measurable() -> str | None:
     return None
 
 
-def bazel_case(work: Path, rounds: int) -> CaseResult:
+def _measure(work: Path, rounds: int) -> CaseResult:
     workspace = work / "workspace"
     _copy_tracked_files(workspace)
     edited = workspace / EDITED_FILE
