@@ -300,3 +300,37 @@ def test_commands_stream_records_bigger_than_their_memory(tmp_path):
     for command in ("verify", "inspect", "audit"):
         result = run_cli(command, paths[0], memory_limit_mib=96)
         assert result.returncode == 0, (command, result.stderr)
+
+
+# -- a reader that stops early (`| head`) ends the command quietly ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "unbuffered"),
+    [(command, "") for command in ("inspect", "audit", "verify", "why", "diff", "--help")]
+    + [("diff", "1")],  # every print writes through at once: the first one fails
+)
+def test_commands_end_quietly_when_their_reader_is_gone(tmp_path, package, command, unbuffered):
+    path = str(package(tmp_path / "m.pt"))
+    argv = {
+        "why": ["why", path, "cli_models.training"],
+        "diff": ["diff", path, str(package(tmp_path / "other.pt", scale=2.0))],
+        "--help": ["--help"],
+    }.get(command, [command, path])
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env.update(PYTHONPATH=str(REPO), **({"PYTHONUNBUFFERED": "1"} if unbuffered else {}))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # gone before the first line, as `| head -n 0` is: every write fails
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "torchpack", *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == 141  # 128 + SIGPIPE, as a shell reports `yes | head`
