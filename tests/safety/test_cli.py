@@ -84,11 +84,34 @@ def test_inspect_json_describes_the_package(tmp_path, package):
     assert report["has_manifest"] is True
 
 
-def test_inspect_text_shows_tree_modules_and_globals(tmp_path, package):
-    result = run_cli("inspect", str(package(tmp_path / "m.pt")))
+def test_inspect_summarises_by_default(tmp_path, package):
+    path = str(package(tmp_path / "m.pt"))
+    sizes = json.loads(run_cli("inspect", "--json", path).stdout)["sizes"]
+    source = sizes["cli_models/net.py"] + sizes["cli_models/layers.py"]
+    resources = sizes["model/model.pkl"] + sizes["model/notes.txt"]
+    result = run_cli("inspect", path)
+    assert result.returncode == 0, result.stderr
+    for expected in (
+        "integrity:        manifest present",
+        f"interned modules: 2, {source} B of source",
+        f"\n  cli_models                 2 modules, {source} B\n",
+        "mocked modules:   1 (stubs that raise when used): cli_models.training\n",
+        "extern modules:   4 (the loading environment provides them)\n"
+        "  outside the standard library: torch (2)\n"
+        "  standard library: 2 modules\n",
+        f"resources:        2, {resources} B: model/model.pkl, model/notes.txt\n",
+        "tensor storages:  1, 16 B",
+        "  model/model.pkl: 7 globals from builtins, cli_models (2), collections, torch (3)\n",
+    ):
+        assert expected in result.stdout
+    assert "layers.py" not in result.stdout  # the file tree is for --full
+
+
+def test_inspect_full_shows_tree_modules_and_globals(tmp_path, package):
+    result = run_cli("inspect", "--full", str(package(tmp_path / "m.pt")))
     assert result.returncode == 0
     for expected in (
-        "tensor storages: 1, 16 B",
+        "tensor storages:  1, 16 B",
         "interned modules (their code runs when imported):\n  cli_models.layers\n",
         "mocked modules:\n  cli_models.training",
         "    cli_models.layers.Scale",

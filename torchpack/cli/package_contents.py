@@ -20,6 +20,7 @@ from ..analysis.import_scanner import ImportAnalysisError, find_imports
 from ..analysis.pickle_scanner import GETATTR, OWNER, PickleScanError, scan_pickle
 from ..archive.format import (
     BYTEORDER_RECORD,
+    DIST_INFO_SUFFIX,
     EXTERN_MODULES_RECORD,
     IMPORTER_MODULE,
     MANIFEST_RECORD,
@@ -77,6 +78,18 @@ class PackageContents:
             for r in self.records
             if not r.startswith(".data/") and r != BYTEORDER_RECORD and module_for_record(r) is None
         ]
+
+    @property
+    def distributions(self) -> dict[str, str]:
+        """Name -> version of each distribution whose metadata the package carries
+        (``<name>-<version>.dist-info/METADATA``, as the importer finds them)."""
+        found = {}
+        for record in self.records:
+            folder, _, file_name = record.partition("/")
+            if file_name == "METADATA" and folder.endswith(DIST_INFO_SUFFIX):
+                name, _, version = folder[: -len(DIST_INFO_SUFFIX)].rpartition("-")
+                found[name] = version
+        return found
 
 
 def inspect_package(index: ZipIndex) -> PackageContents:

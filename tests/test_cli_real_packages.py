@@ -1,0 +1,79 @@
+"""The commands that look inside packages, on real ones: transformers' BERT with the library
+interned (thousands of modules), as ``examples/real_libraries.py`` packages it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import AVAILABLE, REPO_ROOT, run_cli
+
+pytestmark = pytest.mark.skipif("bert" not in AVAILABLE, reason="needs transformers")
+
+
+@pytest.fixture(scope="module")
+def bert(real_library_exports: tuple[Path, str]) -> Path:
+    return real_library_exports[0] / "bert.pt"
+
+
+@pytest.fixture(scope="module")
+def bert_report(bert: Path) -> dict:
+    result = run_cli("inspect", "--json", str(bert))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_inspect_summary_fits_on_a_screen(bert: Path, bert_report: dict) -> None:
+    interned = bert_report["interned_modules"]
+    assert len(interned) > 1000  # what the summary stands for
+    result = run_cli("inspect", str(bert))
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) < 30
+    version = bert_report["distributions"]["transformers"]
+    for expected in (
+        f"distributions:    transformers {version}\n",
+        f"interned modules: {len(interned)}, ",
+        f"  transformers            {len(interned)} modules, ",
+        "  outside the standard library: PIL (",
+        "  model/model.pkl: 27 globals from builtins, collections, torch (13), transformers (12)",
+    ):
+        assert expected in result.stdout
+
+
+def test_inspect_full_lists_every_module_and_the_tree(bert: Path, bert_report: dict) -> None:
+    result = run_cli("inspect", "--full", str(bert))
+    assert result.returncode == 0, result.stderr
+    lines = set(result.stdout.splitlines())
+    for module in [*bert_report["interned_modules"], *bert_report["extern_modules"]]:
+        assert f"  {module}" in lines
+    assert "    │   │   │   ├── modeling_bert.py" in lines  # transformers/models/bert/
+
+
+@pytest.mark.skipif("unet" not in AVAILABLE, reason="needs diffusers")
+def test_diff_into_head_ends_quietly(real_library_exports: tuple[Path, str]) -> None:
+    # transformers against diffusers: thousands of lines, more than a pipe holds, so the diff
+    # is still writing when head has read its three lines and gone.
+    folder = real_library_exports[0]
+    diff = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "torchpack",
+            "diff",
+            str(folder / "bert.pt"),
+            str(folder / "unet.pt"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    head = subprocess.run(["head", "-n", "3"], stdin=diff.stdout, capture_output=True, timeout=120)
+    diff.stdout.close()  # head has the only reading end now
+    stderr = diff.stderr.read()
+    assert diff.wait(timeout=120) == 141, stderr
+    assert stderr == b""
+    assert len(head.stdout.splitlines()) == 3
