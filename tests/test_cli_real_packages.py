@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import AVAILABLE, REPO_ROOT, run_cli
 
+from torchpack.archive.zip_index import ZipIndex
+from torchpack.cli.import_chain import ImportGraph, shortest_chain
+from torchpack.cli.package_contents import inspect_package
+
 pytestmark = pytest.mark.skipif("bert" not in AVAILABLE, reason="needs transformers")
 
 
@@ -77,3 +81,34 @@ def test_diff_into_head_ends_quietly(real_library_exports: tuple[Path, str]) -> 
     assert diff.wait(timeout=120) == 141, stderr
     assert stderr == b""
     assert len(head.stdout.splitlines()) == 3
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "transformers.utils.logging",
+        "transformers.models.t5.modeling_t5",
+        "numpy",
+        "jinja2",
+        "string",
+    ],
+)
+def test_why_scans_few_of_thousands_of_sources(bert: Path, target: str) -> None:
+    # A search over the whole graph scans every interned module (2,371 in transformers 5.18).
+    index = ZipIndex(str(bert))
+    contents = inspect_package(index)
+    graph = ImportGraph(index, contents)
+    chain = shortest_chain(graph, target)
+    assert chain is not None
+    assert (chain[0], chain[-1]) == ("model/model.pkl", target)
+    assert all(b in graph.successors(a) for a, b in zip(chain, chain[1:], strict=False))
+    assert graph.scanned < 100 < len(contents.interned_modules)
+
+
+def test_why_prints_the_chain_of_a_real_package(bert: Path) -> None:
+    result = run_cli("why", str(bert), "transformers.utils.logging")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "transformers.utils.logging is interned; pulled in by:\n"
+        "  model/model.pkl\n  -> transformers\n  -> transformers.utils.logging\n"
+    )
