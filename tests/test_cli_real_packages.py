@@ -112,3 +112,17 @@ def test_why_prints_the_chain_of_a_real_package(bert: Path) -> None:
         "transformers.utils.logging is interned; pulled in by:\n"
         "  model/model.pkl\n  -> transformers\n  -> transformers.utils.logging\n"
     )
+
+
+def test_audit_reports_what_transformers_can_reach_without_failing(bert: Path) -> None:
+    # transformers downloads from the hub, runs ffmpeg and git, and loads libraries with ctypes,
+    # all in functions a model's user may never call: reported, not failed.
+    result = run_cli("audit", str(bert))
+    assert result.returncode == 0, result.stdout
+    lines = result.stdout.splitlines()
+    hub = next(line for line in lines if line.startswith("  transformers.utils.hub   uses"))
+    assert "network: huggingface_hub." in hub and "hf_hub_download" in hub
+    imports = next(line for line in lines if line.startswith("  transformers.utils.import_utils"))
+    assert "process: subprocess" in imports and "native library: ctypes.CDLL" in imports
+    assert "CALLED ON IMPORT" not in result.stdout
+    assert lines[-1].startswith("OK: ")

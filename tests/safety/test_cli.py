@@ -137,7 +137,7 @@ def test_audit_flags_dangerous_and_unknown_globals(tmp_path):
     assert result.returncode == 1
     assert "DANGEROUS os.system" in result.stdout
     assert "UNKNOWN   datetime.date" in result.stdout
-    assert "helper   imports subprocess" in result.stdout
+    assert "  helper   uses process: subprocess (line 1)\n" in result.stdout
     allowed = run_cli("audit", "--allow", "datetime.date", "--allow", "os.system", str(path))
     assert allowed.returncode == 0, allowed.stdout
     as_json = json.loads(run_cli("audit", "--json", str(path)).stdout)
@@ -243,9 +243,11 @@ def test_audit_shows_a_mock_support_module_that_is_not_torchpacks(tmp_path, pack
         return records
 
     path = _rewrite(package(tmp_path / "m.pt"), tmp_path / "evil.pt", evil_mock)
-    _, out = _audit(path)
-    assert "  _mock   imports subprocess" in out
-    assert "  cli_models.training" in out  # its stub runs _mock: code, not a mock
+    status, out = _audit(path)
+    assert status == 1
+    assert "  _mock   CALLED ON IMPORT process: subprocess.run (line 2)\n" in out
+    modules = json.loads(run_cli("audit", "--json", str(path)).stdout)["interned_modules"]
+    assert "cli_models.training" in modules  # its stub runs _mock: code, not a mock
 
 
 def test_audit_reads_the_source_the_importer_runs(tmp_path):
@@ -254,7 +256,7 @@ def test_audit_reads_the_source_the_importer_runs(tmp_path):
         exporter.save_source_string("pkg", "VALUE = 1\n")  # pkg.py: never runs
         exporter.save_text("pkg", "__init__.py", "import subprocess\n")  # runs instead
     _, out = _audit(path)
-    assert "  pkg   imports subprocess" in out
+    assert "  pkg   uses process: subprocess (line 1)\n" in out
 
 
 def test_audit_scans_pickles_whatever_their_name(tmp_path):
@@ -303,6 +305,46 @@ def test_audit_labels_only_what_the_package_defines_as_its_own(tmp_path):
     assert status == 1
     assert "UNKNOWN   victim.system" in out
     assert "package   victim.Own" in out
+
+
+def test_audit_fails_code_that_reaches_out_when_imported(tmp_path):
+    path = tmp_path / "phone_home.pt"
+    with PackageExporter(path) as exporter:
+        exporter.save_source_string(
+            "tracker", "import socket\nsocket.create_connection(('example.org', 80))\n"
+        )
+        exporter.save_source_string(
+            "tools",
+            "import subprocess\nfrom ctypes import CDLL\n\n"
+            "def version():\n    return subprocess.check_output(['git', 'describe'])\n",
+        )
+        exporter.save_text("data", "notes.txt", "x")
+    status, out = _audit(path)
+    assert status == 1
+    assert "  can reach the network: 1, start processes: 1, load native libraries: 1" in out
+    assert "  tracker   CALLED ON IMPORT network: socket.create_connection (line 2)\n" in out
+    # Used in a function, or only imported: reported, for a person to judge.
+    assert (
+        "  tools   uses process: subprocess (line 1), subprocess.check_output (line 5); "
+        "native library: ctypes.CDLL (line 2)\n"
+    ) in out
+    assert "FAIL: interned code calls socket.create_connection when imported" in out
+    allowed = run_cli("audit", "--allow", "socket.create_connection", str(path))
+    assert allowed.returncode == 0, allowed.stdout
+    report = json.loads(run_cli("audit", "--json", str(path)).stdout)
+    assert report["interned_modules"]["tracker"] == {
+        "uses": [
+            {"capability": "network", "name": "socket", "line": 1, "called_on_import": False},
+            {
+                "capability": "network",
+                "name": "socket.create_connection",
+                "line": 2,
+                "called_on_import": True,
+            },
+        ],
+        "error": None,
+    }
+    assert report["ok"] is False
 
 
 # -- commands stay linear and stream records ---------------------------------------------------

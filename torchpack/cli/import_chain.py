@@ -17,18 +17,16 @@ would find (a level-at-a-time search from both ends meets first on a shortest pa
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Container, Iterable, Iterator
 
-from ..analysis.import_scanner import ImportAnalysisError, _decode, find_imports
+from ..analysis.import_scanner import ImportAnalysisError, find_imports
+from ..analysis.source_names import may_import_by_calling, names_text
 from ..archive.zip_index import ZipIndex
 from .package_contents import PackageContents
 
 # A substring search over every source costs about as much as scanning this many modules
 # (transformers: ~25 ms against ~1.7 ms).
 _SEARCH_COST = 15
-# Names of calls that import; modules that make them are always scanned backwards.
-_IMPORT_CALLS = (b"__import__", b"import_module")
 # What may stand around the dots of a dotted name: spaces, lines continued by backslashes.
 _GAP = rb"(?:\s|\\)*"
 
@@ -161,22 +159,15 @@ class ImportGraph:
         return found
 
     def _searchable_texts(self) -> dict[str, bytes]:
-        """Each interned source as Python reads its names, in UTF-8: decoded as it declares,
-        and NFKC-normalised (``ｂ`` is ``b``); plain ASCII as it is. Modules that may import by
-        calling are noted: their calls can spell names in ways a substring search misses
-        (``"a" ".b"``)."""
+        """Each interned source as Python reads its names (see ``source_names``)."""
         if self._texts is None:
             self._texts = {}
             for module, record in self._sources.items():
-                source = self._index.read(record)
-                if not source.isascii() or _may_declare_encoding(source):
-                    try:
-                        text = _decode(source, module, record)
-                    except ImportAnalysisError:
-                        continue  # its imports cannot be scanned either: it imports nothing
-                    source = unicodedata.normalize("NFKC", text).encode("utf-8", "surrogatepass")
-                self._texts[module] = source
-                if any(call in source for call in _IMPORT_CALLS):
+                text = names_text(self._index.read(record), module, record)
+                if text is None:
+                    continue  # its imports cannot be scanned either: it imports nothing
+                self._texts[module] = text
+                if may_import_by_calling(text):
                     self._calling.append(module)
         return self._texts
 
@@ -210,12 +201,6 @@ def _absolute_import(parts: list[str]) -> list[re.Pattern[bytes]]:
             rb"from(?:\s|\\)+%s(?:\s|\\)+import\b" % dot.join(names[:-1]),
         ]
     return [re.compile(pattern, re.DOTALL) for pattern in patterns]
-
-
-def _may_declare_encoding(source: bytes) -> bool:
-    """Whether the first two lines (where Python looks for it) may declare an encoding."""
-    second_end = source.find(b"\n", source.find(b"\n") + 1)
-    return b"coding" in source[: second_end if second_end >= 0 else len(source)]
 
 
 def shortest_chain(graph: ImportGraph, target: str) -> list[str] | None:
