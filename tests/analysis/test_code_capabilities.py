@@ -79,6 +79,12 @@ def test_a_library_using_its_own_api_by_relative_import_is_seen():
     }
 
 
+def test_names_a_star_import_may_have_bound_are_qualified_by_it():
+    assert _uses("from os import *\nsystem('id')\npath.join('a')\n") == {
+        ("process", "os.system", 2, True)
+    }
+
+
 def test_names_written_with_other_unicode_letters_are_read_as_python_reads_them():
     # NFKC: Python reads ｓｙｓｔｅｍ as system.
     assert _uses("import os\nos.ｓｙｓｔｅｍ('id')\n") == {("process", "os.system", 2, True)}

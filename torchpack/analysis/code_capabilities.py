@@ -185,6 +185,8 @@ class _Reader:
         # in the module (a function's import binds a name other functions cannot see, but
         # telling scopes apart would let a rebinding hide a use).
         self.bound: dict[str, str] = {}
+        # Modules whose every public name ``from m import *`` may have bound.
+        self.starred: list[str] = []
         # (capability, name) -> its first use, or its first call on import if there is one
         self.uses: dict[tuple[str, str], CapabilityUse] = {}
 
@@ -196,8 +198,7 @@ class _Reader:
             for name in self._imported(node):
                 self._note(name, node, called=False)
         for node in names:
-            qualified = self._qualified(node)
-            if qualified is not None:
+            for qualified in self._qualified(node):
                 self._note(qualified, node, called=False)
         for call, on_import in calls:
             self._note_call(call, on_import)
@@ -220,7 +221,9 @@ class _Reader:
             return
         module = self._from_module(node)
         for alias in node.names:
-            if alias.name != "*":
+            if alias.name == "*":
+                self.starred.append(module)
+            else:
                 self.bound[alias.asname or alias.name] = f"{module}.{alias.name}"
 
     def _from_module(self, node: ast.ImportFrom) -> str:
@@ -231,27 +234,32 @@ class _Reader:
             return node.module or ""  # beyond the top-level package: Python refuses it
         return f"{bits[0]}.{node.module}" if node.module else bits[0]
 
-    def _qualified(self, node: ast.expr) -> str | None:
-        """``os.path.join`` as its import qualifies it, if its first name is imported."""
+    def _qualified(self, node: ast.expr) -> list[str]:
+        """``os.path.join`` as the module's imports qualify it: by the import that bound its
+        first name, else by each module imported with ``*``."""
         attributes = []
         while isinstance(node, ast.Attribute):
             attributes.append(node.attr)
             node = node.value
-        if not isinstance(node, ast.Name) or node.id not in self.bound:
-            return None
-        return ".".join([self.bound[node.id], *reversed(attributes)])
+        if not isinstance(node, ast.Name):
+            return []
+        path = [node.id, *reversed(attributes)]
+        if node.id in self.bound:
+            return [".".join([self.bound[node.id], *path[1:]])]
+        return [".".join([module, *path]) for module in self.starred]
 
     def _note_call(self, call: ast.Call, on_import: bool) -> None:
         func = call.func
-        name = self._qualified(func)
-        if name == "importlib.import_module" or (
-            isinstance(func, ast.Name) and func.id == "__import__" and name is None
+        names = self._qualified(func)
+        if names == ["importlib.import_module"] or (
+            isinstance(func, ast.Name) and func.id == "__import__" and not names
         ):
             # A literal names the module imported: a use of it.
             first = call.args[0] if call.args else None
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
                 self._note(first.value, call, called=on_import)
-        elif name is not None:
+            return
+        for name in names:
             self._note(name, call, called=on_import)
 
     def _note(self, name: str, node: ast.AST, called: bool) -> None:
@@ -282,7 +290,9 @@ def _capability_of(name: str) -> tuple[str, str] | None:
     return None
 
 
-def _walk(tree: ast.Module) -> tuple[list[ast.Import | ast.ImportFrom], list[ast.expr], list]:
+def _walk(
+    tree: ast.Module,
+) -> tuple[list[ast.Import | ast.ImportFrom], list[ast.expr], list[tuple[ast.Call, bool]]]:
     """The module's imports, the outermost name chains (``a`` and ``a.b.c``, not ``a.b``),
     and its calls with whether each runs when the module is imported (not in a function body;
     decorators and defaults run where the function is defined)."""

@@ -6,9 +6,10 @@ Here the search runs from both ends, a whole level at a time, and each step take
 needs fewer sources scanned:
 
 - forwards from the pickles: a module's imports are scanned when the search reaches it;
-- backwards from the target: only a module whose text holds the last component of a name can
-  import it (``import a.b``, ``from .a import b`` and ``from a import b`` all spell ``b``), so
-  a substring search over every source (milliseconds) leaves a few to scan.
+- backwards from the target: only a module whose text spells the name as an import would can
+  import it (``import a.b``, ``from .a import b`` and ``from a import b`` all spell ``b``;
+  outside the package ``a`` only absolute imports can), so substring and pattern searches over
+  every source (tens of milliseconds) leave a few to scan.
 
 When the two searches meet, the chain is a shortest one, as a search over the whole graph
 would find (a level-at-a-time search from both ends meets first on a shortest path).
