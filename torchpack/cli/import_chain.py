@@ -137,12 +137,11 @@ class ImportGraph:
             ]
             # Outside the top-level package every import of the name is absolute, and a
             # name is often a common word ("string"): look for it as an import spells it.
-            statements = _absolute_import(parts)
+            absolute = _AbsoluteImport(parts)
             spelling = [
                 module
                 for module in spelling
-                if module.partition(".")[0] == parts[0]
-                or any(statement.search(texts[module]) for statement in statements)
+                if module.partition(".")[0] == parts[0] or absolute.search(texts[module])
             ]
             found = self._candidates[node] = [
                 module
@@ -183,25 +182,33 @@ def _below_shared(parts: list[str], module: str) -> list[str]:
     return parts[shared:]
 
 
-def _absolute_import(parts: list[str]) -> list[re.Pattern[bytes]]:
-    """Patterns for text that may be an absolute import of the module ``parts`` (or of one
-    below it): ``a.b.c`` anywhere (``import a.b.c``, ``from a.b.c import x``; spaces and
-    continued lines may stand around the dots) or ``from a.b import ...``; for a top-level
-    ``a``, ``from a`` or ``import ..., a`` within one statement (an ``import`` statement has no
-    parentheses). Each starts with a literal, which ``re`` finds fast."""
-    names = [re.escape(part.encode("utf-8")) for part in parts]
-    dot = _GAP + rb"\." + _GAP
-    if len(names) == 1:
-        patterns = [
-            rb"from(?:\s|\\)+%s\b" % names[0],
-            rb"import(?:[^\n;#\\]|\\.)*?\b%s\b" % names[0],
-        ]
-    else:
-        patterns = [
-            dot.join(names) + rb"\b",
-            rb"from(?:\s|\\)+%s(?:\s|\\)+import\b" % dot.join(names[:-1]),
-        ]
-    return [re.compile(pattern, re.DOTALL) for pattern in patterns]
+class _AbsoluteImport:
+    """Whether text may hold an absolute import of the module ``parts`` (or of one below it):
+    ``a.b.c`` (``import a.b.c``, ``from a.b.c import x``; spaces and continued lines may stand
+    around the dots), or ``from a.b import`` with the word ``c`` anywhere after it (its
+    from-list may run over lines, comments included); for a top-level ``a``, ``from a`` or
+    ``import ..., a`` within one statement (an ``import`` statement has no parentheses).
+    Patterns start with a literal, which ``re`` finds fast."""
+
+    def __init__(self, parts: list[str]) -> None:
+        names = [re.escape(part.encode("utf-8")) for part in parts]
+        dot = _GAP + rb"\." + _GAP
+        if len(names) == 1:
+            self._whole = re.compile(
+                rb"from(?:\s|\\)+%s\b|import(?:[^\n;#\\]|\\.)*?\b%s\b" % (names[0], names[0]),
+                re.DOTALL,
+            )
+            self._from: re.Pattern[bytes] | None = None
+        else:
+            self._whole = re.compile(dot.join(names) + rb"\b")
+            self._from = re.compile(
+                rb"from(?:\s|\\)+%s(?:\s|\\)+import\b(?:.*?)(?<![\w])%s\b"
+                % (dot.join(names[:-1]), names[-1]),
+                re.DOTALL,
+            )
+
+    def search(self, text: bytes) -> bool:
+        return bool(self._whole.search(text) or (self._from and self._from.search(text)))
 
 
 def shortest_chain(graph: ImportGraph, target: str) -> list[str] | None:
