@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import resource
 import subprocess
@@ -14,7 +15,37 @@ from pathlib import Path
 
 import pytest
 
+from examples.real_libraries import CASES
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Real models are built from configs: nothing may be fetched from a hub.
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def _available(case: str) -> bool:
+    library = CASES[case].library
+    needs = {library, "torchvision"} if library == "timm" else {library}
+    return all(importlib.util.find_spec(name) is not None for name in needs)
+
+
+# The cases of examples/real_libraries.py whose libraries this venv has.
+AVAILABLE = [case for case in CASES if _available(case)]
+
+
+@pytest.fixture(scope="session")
+def real_library_exports(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """Every available real-library case exported once per test run, in one fresh process (each
+    library imported once): the folder of packages, and what the exports printed on stderr.
+    Shared by the tests that load them and those that look inside them (the CLI's)."""
+    folder = tmp_path_factory.mktemp("real_libraries")
+    result = run_python(
+        "import runpy; runpy.run_module('examples.real_libraries', run_name='__main__')",
+        args=(str(folder), *AVAILABLE),
+        cwd=REPO_ROOT,
+        env=OFFLINE,
+        timeout=600,
+    )
+    return folder, result.stderr
 
 
 @pytest.fixture

@@ -8,45 +8,19 @@ are installed by ``scripts/setup.sh``; timm and torchvision only by the torch 2.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, refuse_imports, run_python
+from conftest import AVAILABLE, OFFLINE, refuse_imports, run_python
 
 from examples.real_libraries import CASES
 
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-
-
-def _available(case: str) -> bool:
-    library = CASES[case].library
-    needs = {library, "torchvision"} if library == "timm" else {library}
-    return all(importlib.util.find_spec(name) is not None for name in needs)
-
-
-AVAILABLE = [case for case in CASES if _available(case)]
 MISSING = [case for case in CASES if case not in AVAILABLE]
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """Every available case exported once, in one fresh process (each library imported once):
-    the folder of packages, and what the exports printed on stderr."""
-    folder = tmp_path_factory.mktemp("real_libraries")
-    result = run_python(
-        "import runpy; runpy.run_module('examples.real_libraries', run_name='__main__')",
-        args=(str(folder), *AVAILABLE),
-        cwd=REPO_ROOT,
-        env=OFFLINE,
-        timeout=600,
-    )
-    return folder, result.stderr
-
-
-@pytest.fixture(scope="module")
-def packages(exports: tuple[Path, str]) -> Path:
-    return exports[0]
+def packages(real_library_exports: tuple[Path, str]) -> Path:
+    return real_library_exports[0]
 
 
 @pytest.mark.parametrize(
@@ -76,10 +50,12 @@ print("equal")
 
 
 @pytest.mark.skipif("torchvision_resnet18" not in AVAILABLE, reason="needs torchvision")
-def test_export_names_torchvisions_compiled_operators(exports: tuple[Path, str]) -> None:
+def test_export_names_torchvisions_compiled_operators(
+    real_library_exports: tuple[Path, str],
+) -> None:
     # torchvision loads its operators (_C_stable.so in 0.29) from beside its own file: missing
     # in the package (resnet does not need them), and the export says which extern helps.
-    stderr = exports[1]
+    stderr = real_library_exports[1]
     assert "torchvision._internally_replaced_utils looks for files beside its own" in stderr
     assert "_C_stable.so" in stderr
     assert 'extern("torchvision._internally_replaced_utils")' in stderr

@@ -12,9 +12,11 @@ def test_analysis_does_not_import_torch():
         "torchpack.analysis.pickle_scanner, torchpack.analysis.digraph, "
         "torchpack.analysis.stdlib, torchpack.analysis.module_analysis, "
         "torchpack.analysis.defined_names, torchpack.analysis.global_rules, "
+        "torchpack.analysis.source_names, torchpack.analysis.code_capabilities, "
         "torchpack.archive.zip_structure, torchpack.archive.zip_index, "
         "torchpack.archive.manifest, torchpack.archive.tamper_signs, "
-        "torchpack.loading.module_tree, torchpack.cli.package_contents, sys; "
+        "torchpack.loading.module_tree, torchpack.cli.package_contents, "
+        "torchpack.cli.import_chain, sys; "
         "assert 'torch' not in sys.modules, 'torch imported'; "
         "assert 'numpy' not in sys.modules, 'numpy imported'"
     )

@@ -84,11 +84,34 @@ def test_inspect_json_describes_the_package(tmp_path, package):
     assert report["has_manifest"] is True
 
 
-def test_inspect_text_shows_tree_modules_and_globals(tmp_path, package):
-    result = run_cli("inspect", str(package(tmp_path / "m.pt")))
+def test_inspect_summarises_by_default(tmp_path, package):
+    path = str(package(tmp_path / "m.pt"))
+    sizes = json.loads(run_cli("inspect", "--json", path).stdout)["sizes"]
+    source = sizes["cli_models/net.py"] + sizes["cli_models/layers.py"]
+    resources = sizes["model/model.pkl"] + sizes["model/notes.txt"]
+    result = run_cli("inspect", path)
+    assert result.returncode == 0, result.stderr
+    for expected in (
+        "integrity:        manifest present",
+        f"interned modules: 2, {source} B of source",
+        f"\n  cli_models                 2 modules, {source} B\n",
+        "mocked modules:   1 (stubs that raise when used): cli_models.training\n",
+        "extern modules:   4 (the loading environment provides them)\n"
+        "  outside the standard library: torch (2)\n"
+        "  standard library: 2 modules\n",
+        f"resources:        2, {resources} B: model/model.pkl, model/notes.txt\n",
+        "tensor storages:  1, 16 B",
+        "  model/model.pkl: 7 globals from builtins, cli_models (2), collections, torch (3)\n",
+    ):
+        assert expected in result.stdout
+    assert "layers.py" not in result.stdout  # the file tree is for --full
+
+
+def test_inspect_full_shows_tree_modules_and_globals(tmp_path, package):
+    result = run_cli("inspect", "--full", str(package(tmp_path / "m.pt")))
     assert result.returncode == 0
     for expected in (
-        "tensor storages: 1, 16 B",
+        "tensor storages:  1, 16 B",
         "interned modules (their code runs when imported):\n  cli_models.layers\n",
         "mocked modules:\n  cli_models.training",
         "    cli_models.layers.Scale",
@@ -114,7 +137,7 @@ def test_audit_flags_dangerous_and_unknown_globals(tmp_path):
     assert result.returncode == 1
     assert "DANGEROUS os.system" in result.stdout
     assert "UNKNOWN   datetime.date" in result.stdout
-    assert "helper   imports subprocess" in result.stdout
+    assert "  helper   uses process: subprocess (line 1)\n" in result.stdout
     allowed = run_cli("audit", "--allow", "datetime.date", "--allow", "os.system", str(path))
     assert allowed.returncode == 0, allowed.stdout
     as_json = json.loads(run_cli("audit", "--json", str(path)).stdout)
@@ -220,9 +243,11 @@ def test_audit_shows_a_mock_support_module_that_is_not_torchpacks(tmp_path, pack
         return records
 
     path = _rewrite(package(tmp_path / "m.pt"), tmp_path / "evil.pt", evil_mock)
-    _, out = _audit(path)
-    assert "  _mock   imports subprocess" in out
-    assert "  cli_models.training" in out  # its stub runs _mock: code, not a mock
+    status, out = _audit(path)
+    assert status == 1
+    assert "  _mock   CALLED ON IMPORT process: subprocess.run (line 2)\n" in out
+    modules = json.loads(run_cli("audit", "--json", str(path)).stdout)["interned_modules"]
+    assert "cli_models.training" in modules  # its stub runs _mock: code, not a mock
 
 
 def test_audit_reads_the_source_the_importer_runs(tmp_path):
@@ -231,7 +256,7 @@ def test_audit_reads_the_source_the_importer_runs(tmp_path):
         exporter.save_source_string("pkg", "VALUE = 1\n")  # pkg.py: never runs
         exporter.save_text("pkg", "__init__.py", "import subprocess\n")  # runs instead
     _, out = _audit(path)
-    assert "  pkg   imports subprocess" in out
+    assert "  pkg   uses process: subprocess (line 1)\n" in out
 
 
 def test_audit_scans_pickles_whatever_their_name(tmp_path):
@@ -282,6 +307,46 @@ def test_audit_labels_only_what_the_package_defines_as_its_own(tmp_path):
     assert "package   victim.Own" in out
 
 
+def test_audit_fails_code_that_reaches_out_when_imported(tmp_path):
+    path = tmp_path / "phone_home.pt"
+    with PackageExporter(path) as exporter:
+        exporter.save_source_string(
+            "tracker", "import socket\nsocket.create_connection(('example.org', 80))\n"
+        )
+        exporter.save_source_string(
+            "tools",
+            "import subprocess\nfrom ctypes import CDLL\n\n"
+            "def version():\n    return subprocess.check_output(['git', 'describe'])\n",
+        )
+        exporter.save_text("data", "notes.txt", "x")
+    status, out = _audit(path)
+    assert status == 1
+    assert "  can reach the network: 1, start processes: 1, load native libraries: 1" in out
+    assert "  tracker   CALLED ON IMPORT network: socket.create_connection (line 2)\n" in out
+    # Used in a function, or only imported: reported, for a person to judge.
+    assert (
+        "  tools   uses process: subprocess (line 1), subprocess.check_output (line 5); "
+        "native library: ctypes.CDLL (line 2)\n"
+    ) in out
+    assert "FAIL: interned code calls socket.create_connection when imported" in out
+    allowed = run_cli("audit", "--allow", "socket.create_connection", str(path))
+    assert allowed.returncode == 0, allowed.stdout
+    report = json.loads(run_cli("audit", "--json", str(path)).stdout)
+    assert report["interned_modules"]["tracker"] == {
+        "uses": [
+            {"capability": "network", "name": "socket", "line": 1, "called_on_import": False},
+            {
+                "capability": "network",
+                "name": "socket.create_connection",
+                "line": 2,
+                "called_on_import": True,
+            },
+        ],
+        "error": None,
+    }
+    assert report["ok"] is False
+
+
 # -- commands stay linear and stream records ---------------------------------------------------
 
 
@@ -300,3 +365,37 @@ def test_commands_stream_records_bigger_than_their_memory(tmp_path):
     for command in ("verify", "inspect", "audit"):
         result = run_cli(command, paths[0], memory_limit_mib=96)
         assert result.returncode == 0, (command, result.stderr)
+
+
+# -- a reader that stops early (`| head`) ends the command quietly ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "unbuffered"),
+    [(command, "") for command in ("inspect", "audit", "verify", "why", "diff", "--help")]
+    + [("diff", "1")],  # every print writes through at once: the first one fails
+)
+def test_commands_end_quietly_when_their_reader_is_gone(tmp_path, package, command, unbuffered):
+    path = str(package(tmp_path / "m.pt"))
+    argv = {
+        "why": ["why", path, "cli_models.training"],
+        "diff": ["diff", path, str(package(tmp_path / "other.pt", scale=2.0))],
+        "--help": ["--help"],
+    }.get(command, [command, path])
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    env.update(PYTHONPATH=str(REPO), **({"PYTHONUNBUFFERED": "1"} if unbuffered else {}))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # gone before the first line, as `| head -n 0` is: every write fails
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "torchpack", *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == 141  # 128 + SIGPIPE, as a shell reports `yes | head`

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import os
+import select
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -42,6 +46,19 @@ def _build_parser(command: str | None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit status."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            # Written out here rather than at exit, so that a reader gone early is seen below.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        if not _stdout_is_closed():
+            raise  # a pipe of the command's own (build runs user code), not its output
+        return _end_quietly()
+
+
+def _run(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     command = next((arg for arg in arguments if not arg.startswith("-")), None)
     args = _build_parser(command if command in COMMANDS else None).parse_args(arguments)
@@ -51,3 +68,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ArchiveError as err:
         print(f"torchpack {command}: {err}", file=sys.stderr)
         return 2
+
+
+def _stdout_is_closed() -> bool:
+    """Whether standard output is a pipe (or socket) whose reader has gone."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        return False  # replaced by an object in memory: it has no reader to lose
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def _end_quietly() -> int:
+    """As Unix tools end when the reader of their output stops (``torchpack diff A B | head``):
+    no traceback, and the status a shell reports for a process ended by SIGPIPE."""
+    # Output still buffered would fail again when Python flushes at exit: let it go nowhere.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE

@@ -1,22 +1,40 @@
-"""``torchpack audit PKG``: every global the pickles name and every module that runs on import.
+"""``torchpack audit PKG``: every global the pickles name, and what the code that runs on
+import can reach.
 
 Analyses what the importer would run: the source it picks for each module (an extern module
 shadows a shipped one; a package's ``__init__.py`` beats a module of the same name), a
 ``_mock.py`` other than torchpack's as code, every record ``load_pickle`` could read as a
 pickle (by content, whatever its name), and each global together with what the pickle does with
-it, as safe loading judges it. Exits 1 when a pickle names a global outside the package's own
-definitions, the known-harmless helpers used as such, and ``--allow``, or cannot be scanned.
+it, as safe loading judges it.
+
+Interned code is read for the network, process and native-library APIs it uses
+(:mod:`~torchpack.analysis.code_capabilities`). A call that module-level code makes runs when
+a pickle is loaded, whoever loads it: that fails the audit. A use in a function (a library's
+download helper, its ``git describe``) runs only if something calls it: reported for a person
+to judge, never failed, since a user of a real library cannot remove it.
+
+Exits 1 when a pickle names a global outside the package's own definitions, the known-harmless
+helpers used as such, and ``--allow``, or cannot be scanned; or when interned code calls such an
+API on import, unless ``--allow`` names it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict, dataclass, field
 
+from ..analysis.code_capabilities import (
+    CAPABILITIES,
+    CapabilityUse,
+    capability_uses,
+    may_use_capabilities,
+)
 from ..analysis.defined_names import defined_names
 from ..analysis.glob_group import GlobGroup
-from ..analysis.global_rules import DANGEROUS_GLOBALS, judge
-from ..analysis.import_scanner import ImportAnalysisError, find_imports
+from ..analysis.global_rules import judge
+from ..analysis.import_scanner import ImportAnalysisError
+from ..analysis.source_names import names_text
 from ..archive.zip_index import ZipIndex
 from .package_contents import PackageContents, inspect_package
 
@@ -28,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PATTERN",
-        help="globals to accept, as module.name globs (numpy.core.**); repeatable",
+        help="globals, and APIs called on import, to accept, as module.name globs "
+        "(numpy.core.**); repeatable",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -88,20 +107,31 @@ def run(args: argparse.Namespace) -> int:
         for pickle in contents.pickles
     }
     modules = {
-        module: _risky_imports(index, module, record)
+        module: _code_uses(index, module, record)
         for module, record in contents.interned_modules.items()
     }
-    failed = any(
+    failed_globals = any(
         entry["error"] or any(v in ("dangerous", "unknown") for v in entry["globals"].values())
         for entry in pickles.values()
     )
+    on_import = sorted(
+        {
+            use.name
+            for entry in modules.values()
+            for use in entry.uses
+            if use.called_on_import and not (allowed and allowed.matches(use.name))
+        }
+    )
+    failed = failed_globals or bool(on_import)
     if args.json:
-        print(json.dumps({"pickles": pickles, "interned_modules": modules, "ok": not failed}))
+        report = {
+            "pickles": pickles,
+            "interned_modules": {module: asdict(entry) for module, entry in modules.items()},
+            "ok": not failed,
+        }
+        print(json.dumps(report))
         return 1 if failed else 0
-    print("interned modules (their code runs when the package imports them):")
-    for module, risky in modules.items():
-        note = f"   imports {', '.join(risky)}" if risky else ""
-        print(f"  {module}{note}")
+    print(_code_report(modules))
     for record, entry in pickles.items():
         print(f"pickle {record}:")
         if entry["error"]:
@@ -110,19 +140,66 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"  {verdict.upper() if verdict in ('dangerous', 'unknown') else verdict:9} {name}"
             )
-    print(
-        "FAIL: globals outside the package and the allow list (pass --allow to accept them)"
-        if failed
-        else "OK: every global is the package's own, a harmless helper, or allowed"
-    )
+    if on_import:
+        print(
+            f"FAIL: interned code calls {', '.join(on_import)} when imported, that is when a "
+            "pickle is loaded (pass --allow NAME to accept)"
+        )
+    if failed_globals:
+        print("FAIL: globals outside the package and the allow list (pass --allow to accept them)")
+    if not failed:
+        print(
+            "OK: every global is the package's own, a harmless helper, or allowed, and no "
+            "interned code reaches the network, starts a process or loads a native library "
+            "when imported"
+        )
     return 1 if failed else 0
 
 
-def _risky_imports(index: ZipIndex, module: str, record: str) -> list[str]:
-    """The module's imports that match the known-dangerous list (reported, not failed)."""
+@dataclass
+class _CodeUses:
+    """What one interned module's code can do beyond computing, or why it cannot be read."""
+
+    uses: list[CapabilityUse] = field(default_factory=list)
+    error: str | None = None
+
+
+def _code_uses(index: ZipIndex, module: str, record: str) -> _CodeUses:
+    source = index.read(record)
+    text = names_text(source, module, record)
     try:
-        scan = find_imports(index.read(record), module, record.endswith("/__init__.py"), record)
+        if text is None or may_use_capabilities(text, module):
+            is_package = record.endswith("/__init__.py")
+            return _CodeUses(capability_uses(source, module, is_package, record))
     except ImportAnalysisError as err:
-        return [f"<cannot be analyzed: {err.reason}>"]
-    risky = {ref.module for ref in scan.imports if DANGEROUS_GLOBALS.matches(ref.module + ".x")}
-    return sorted(risky)
+        return _CodeUses(error=err.reason)  # nor can it be imported: it runs nothing
+    return _CodeUses()
+
+
+def _code_report(modules: dict[str, _CodeUses]) -> str:
+    """The interned modules whose code can reach the network, start processes or load native
+    libraries, by capability, calls made on import (when a pickle is loaded) first."""
+    lines = [f"interned modules: {len(modules)} (their code runs when the package imports them)"]
+    counts = {
+        capability: sum(any(u.capability == capability for u in e.uses) for e in modules.values())
+        for capability in CAPABILITIES
+    }
+    lines.append(
+        f"  can reach the network: {counts['network']}, start processes: {counts['process']}, "
+        f"load native libraries: {counts['native library']} (static reading; names built at "
+        "run time are not seen)"
+    )
+    for module, entry in modules.items():
+        if entry.error:
+            lines.append(f"  {module}   cannot be analyzed: {entry.error}")
+        for called_on_import in (True, False):
+            uses = [u for u in entry.uses if u.called_on_import == called_on_import]
+            if not uses:
+                continue
+            by_capability: dict[str, list[str]] = {}
+            for use in uses:
+                by_capability.setdefault(use.capability, []).append(f"{use.name} (line {use.line})")
+            what = "; ".join(f"{c}: {', '.join(names)}" for c, names in by_capability.items())
+            when = "CALLED ON IMPORT" if called_on_import else "uses"
+            lines.append(f"  {module}   {when} {what}")
+    return "\n".join(lines)

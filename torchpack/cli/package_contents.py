@@ -11,16 +11,15 @@ and ``diff`` build on it.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import _mock
-from ..analysis.import_scanner import ImportAnalysisError, find_imports
 from ..analysis.pickle_scanner import GETATTR, OWNER, PickleScanError, scan_pickle
 from ..archive.checksums import BLAKE3
 from ..archive.format import (
     BYTEORDER_RECORD,
+    DIST_INFO_SUFFIX,
     EXTERN_MODULES_RECORD,
     IMPORTER_MODULE,
     MANIFEST_RECORDS,
@@ -78,6 +77,18 @@ class PackageContents:
             for r in self.records
             if not r.startswith(".data/") and r != BYTEORDER_RECORD and module_for_record(r) is None
         ]
+
+    @property
+    def distributions(self) -> dict[str, str]:
+        """Name -> version of each distribution whose metadata the package carries
+        (``<name>-<version>.dist-info/METADATA``, as the importer finds them)."""
+        found = {}
+        for record in self.records:
+            folder, _, file_name = record.partition("/")
+            if file_name == "METADATA" and folder.endswith(DIST_INFO_SUFFIX):
+                name, _, version = folder[: -len(DIST_INFO_SUFFIX)].rpartition("-")
+                found[name] = version
+        return found
 
 
 def inspect_package(index: ZipIndex) -> PackageContents:
@@ -187,55 +198,6 @@ def _judged(references: list, getattrs: list) -> tuple[list[tuple[str, str]], di
 def record_digests(index: ZipIndex, records: list[str]) -> dict[str, str]:
     """BLAKE3 of each of ``records`` (what ``torchpack diff`` compares), read in pieces."""
     return {record: index.digest(record, BLAKE3) for record in records}
-
-
-def import_graph(index: ZipIndex, contents: PackageContents) -> dict[str, list[str]]:
-    """Who pulls in what: pickles -> modules of their globals, interned modules -> imports."""
-    graph: dict[str, list[str]] = {}
-    for pickle in contents.pickles:
-        graph[pickle.record] = _dedupe(module for module, _ in pickle.globals)
-    for module, record in contents.interned_modules.items():
-        try:
-            scan = find_imports(
-                index.read(record), module, record.endswith("/__init__.py"), filename=record
-            )
-        except ImportAnalysisError:
-            graph[module] = []
-            continue
-        graph[module] = _dedupe(ref.module for ref in scan.imports)
-    return graph
-
-
-def import_chain(graph: dict[str, list[str]], target: str, starts: list[str]) -> list[str] | None:
-    """The shortest chain from one of the pickles ``starts`` to ``target`` (or to a module
-    below it), if any."""
-    previous: dict[str, str | None] = {start: None for start in starts}
-    queue = deque(starts)
-    while queue:
-        node = queue.popleft()
-        if node == target or node.startswith(target + "."):
-            chain = [node]
-            while (parent := previous[chain[-1]]) is not None:
-                chain.append(parent)
-            return chain[::-1]
-        for successor in _with_parents(graph.get(node, [])):
-            if successor not in previous:
-                previous[successor] = node
-                queue.append(successor)
-    return None
-
-
-def _with_parents(modules: list[str]) -> list[str]:
-    """Importing ``a.b.c`` runs ``a`` and ``a.b`` first."""
-    expanded: list[str] = []
-    for module in modules:
-        parts = module.split(".")
-        expanded.extend(".".join(parts[: i + 1]) for i in range(len(parts)))
-    return _dedupe(expanded)
-
-
-def _dedupe(items: object) -> list[str]:
-    return list(dict.fromkeys(items))  # type: ignore[call-overload]
 
 
 def human_size(size: int) -> str:

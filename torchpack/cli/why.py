@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..archive.zip_index import ZipIndex
-from .package_contents import import_chain, import_graph, inspect_package
+from .import_chain import ImportGraph, shortest_chain
+from .package_contents import inspect_package
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,9 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    module = args.module
+    if not all(part.isidentifier() for part in module.split(".")):
+        print(f"torchpack why: {module!r} is not a dotted module name", file=sys.stderr)
+        return 2
     index = ZipIndex(args.package)
     contents = inspect_package(index)
-    module = args.module
     if module in contents.interned_modules:
         role = "interned"
     elif module in contents.mocked_modules:
@@ -25,9 +30,7 @@ def run(args: argparse.Namespace) -> int:
         role = "extern"
     else:
         role = None
-    chain = import_chain(
-        import_graph(index, contents), module, [pickle.record for pickle in contents.pickles]
-    )
+    chain = shortest_chain(ImportGraph(index, contents), module)
     if chain is None:
         where = f"is {role} in the package" if role else "is not in the package"
         print(f"{module} {where}, and no pickle or interned module imports it")
