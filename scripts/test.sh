@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check torchpack tests examples bench
+.venv/bin/ruff check torchpack tests examples bench pants-plugins
 .venv/bin/python -m pytest "$@"

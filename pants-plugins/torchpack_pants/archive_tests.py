@@ -11,10 +11,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from pants.backend.python.util_rules.python_sources import (
-    PythonSourceFiles,
-    PythonSourceFilesRequest,
-)
 from pants.core.goals.package import BuiltPackage, EnvironmentAwarePackageRequest
 from pants.core.goals.test import TestFieldSet, TestRequest, TestResult, TestSubsystem
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
@@ -32,6 +28,7 @@ from pants.util.logging import LogLevel
 
 from torchpack_pants.interpreter import TorchpackPython, TorchpackSubsystem
 from torchpack_pants.package import TorchPackageFieldSet
+from torchpack_pants.python_code import PythonCode, PythonCodeRequest
 from torchpack_pants.target_types import (
     TorchPackageTestPackageField,
     TorchPackageTestSourceField,
@@ -79,22 +76,17 @@ async def run_torch_package_test(
         Get(SourceFiles, SourceFilesRequest([field_set.sources])),
         Get(TransitiveTargets, TransitiveTargetsRequest([field_set.address])),
     )
-    helpers = await Get(
-        PythonSourceFiles,
-        PythonSourceFilesRequest(
-            transitive.dependencies, include_resources=True, include_files=True
-        ),
-    )
+    helpers = await Get(PythonCode, PythonCodeRequest(tuple(transitive.dependencies)))
     input_digest = await Get(
         Digest,
-        MergeDigests([built.digest, script.snapshot.digest, helpers.source_files.snapshot.digest]),
+        MergeDigests([built.digest, script.snapshot.digest, helpers.digest]),
     )
     (archive,) = (artifact.relpath for artifact in built.artifacts)
     result = await Get(
         FallibleProcessResult,
         python.process(
             (script.files[0], archive),
-            env={"PYTHONPATH": os.pathsep.join([*helpers.source_roots, SANDBOX_FOLDER])},
+            env={"PYTHONPATH": os.pathsep.join([*helpers.python_path, SANDBOX_FOLDER])},
             key_on_distributions=True,
             input_digest=input_digest,
             immutable_input_digests={SANDBOX_FOLDER: torchpack.everything},

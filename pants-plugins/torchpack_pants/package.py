@@ -11,17 +11,11 @@ archive. A one-file edit reruns that file's analysis and the links of the packag
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pants.backend.python.dependency_inference.module_mapper import (
     PythonModuleOwners,
     PythonModuleOwnersRequest,
-)
-from pants.backend.python.util_rules import python_sources
-from pants.backend.python.util_rules.python_sources import (
-    PythonSourceFiles,
-    PythonSourceFilesRequest,
 )
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
 from pants.core.target_types import FileSourceField, ResourceSourceField
@@ -51,8 +45,9 @@ from pants.engine.target import (
 from pants.engine.unions import UnionRule
 from pants.util.logging import LogLevel
 
-from torchpack_pants import interpreter, torchpack_sources
+from torchpack_pants import interpreter, python_code, torchpack_sources
 from torchpack_pants.interpreter import TorchpackPython
+from torchpack_pants.python_code import PythonCode, PythonCodeRequest, PythonModule
 from torchpack_pants.target_types import (
     PATTERN_FIELDS,
     TorchPackageAllowEmptyField,
@@ -109,41 +104,6 @@ async def infer_entry_dependency(request: InferTorchPackageEntryDependency) -> I
 
 
 # -- one analysis per source file -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PythonModule:
-    """A source file and the module Python imports it as."""
-
-    path: str  # from the build root
-    name: str
-    is_package: bool
-
-
-def below_source_root(path: str, source_roots: Iterable[str]) -> str:
-    """`path` relative to the deepest source root that holds it: what Python (and
-    `importlib.resources`) names it."""
-    for root in sorted(source_roots, key=len, reverse=True):
-        if root == ".":
-            return path
-        if path.startswith(root + "/"):
-            return path[len(root) + 1 :]
-    return path
-
-
-def python_modules(files: Iterable[str], source_roots: Iterable[str]) -> tuple[PythonModule, ...]:
-    """The module of each `.py` file among `files`."""
-    modules = []
-    for path in files:
-        if not path.endswith(".py"):
-            continue
-        parts = below_source_root(path, source_roots)[: -len(".py")].split("/")
-        is_package = parts[-1] == "__init__"
-        if is_package:
-            parts.pop()
-        if parts:  # a source root's own __init__.py is no module
-            modules.append(PythonModule(path, ".".join(parts), is_package))
-    return tuple(modules)
 
 
 @dataclass(frozen=True)
@@ -266,33 +226,15 @@ async def package_torch_package(
         Get(TransitiveTargets, TransitiveTargetsRequest([field_set.address])),
         Get(DataFiles, TorchPackageDataField, field_set.data),
     )
-    # Python sources (with the `__init__.py` files above them), resources and files, at their
-    # paths from the build root; the source roots go on PYTHONPATH.
-    code = await Get(
-        PythonSourceFiles,
-        PythonSourceFilesRequest(
-            transitive.dependencies, include_resources=True, include_files=True
-        ),
-    )
-    code_files = set(code.source_files.snapshot.files) - set(code.source_files.unrooted_files)
-    modules = python_modules(sorted(code_files), code.source_roots)
+    code = await Get(PythonCode, PythonCodeRequest(tuple(transitive.dependencies)))
+    modules = code.modules()
     singles = await MultiGet(
-        Get(
-            Digest,
-            DigestSubset(code.source_files.snapshot.digest, PathGlobs([module.path])),
-        )
-        for module in modules
+        Get(Digest, DigestSubset(code.digest, PathGlobs([module.path]))) for module in modules
     )
     analyses = await MultiGet(
         Get(ModuleAnalysis, ModuleAnalysisRequest(module, single))
         for module, single in zip(modules, singles)
     )
-    module_paths = {module.path for module in modules}
-    package_data = [
-        f"{below_source_root(path, code.source_roots)}={path}"
-        for path in sorted(code_files - module_paths)
-        if not path.endswith(".pyi")
-    ]
     output_path = field_set.output_path.value_or_default(file_ending="pt")
     argv = [
         "-m",
@@ -303,7 +245,11 @@ async def package_torch_package(
         *field_set.pattern_arguments(),
         *(["--allow-empty"] if field_set.allow_empty.value else []),
         *(argument for path in data.paths for argument in ("--data", f"{path}={path}")),
-        *(argument for spec in package_data for argument in ("--package-data", spec)),
+        *(
+            argument
+            for path in code.resources()
+            for argument in ("--package-data", f"{code.name(path)}={path}")
+        ),
         *(
             argument
             for module in modules
@@ -316,7 +262,7 @@ async def package_torch_package(
         Digest,
         MergeDigests(
             [
-                code.source_files.snapshot.digest,
+                code.digest,
                 data.snapshot_digest,
                 *(analysis.digest for analysis in analyses),
             ]
@@ -327,7 +273,7 @@ async def package_torch_package(
         python.process(
             tuple(argv),
             env={
-                "PYTHONPATH": os.pathsep.join([*code.source_roots, SANDBOX_FOLDER]),
+                "PYTHONPATH": os.pathsep.join([*code.python_path, SANDBOX_FOLDER]),
                 # Same pickles whatever the hash seed; same floats whatever the machine's cores.
                 "PYTHONHASHSEED": "0",
                 "OMP_NUM_THREADS": "1",
@@ -352,7 +298,7 @@ def rules() -> list:
         *collect_rules(),
         *interpreter.rules(),
         *torchpack_sources.rules(),
-        *python_sources.rules(),
+        *python_code.rules(),
         UnionRule(PackageFieldSet, TorchPackageFieldSet),
         UnionRule(InferDependenciesRequest, InferTorchPackageEntryDependency),
     ]
