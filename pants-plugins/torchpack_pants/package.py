@@ -203,10 +203,10 @@ async def data_files(field: TorchPackageDataField) -> DataFiles:
     for target, files in zip(targets, per_target):
         if not files.files:
             raise InvalidFieldException(
-                f"The `data` field of the target {field.address} names {target.address} (an "
-                f"`{target.alias}` target), which gives no files: list `file(s)` or `resource(s)` "
-                "targets, or targets that generate files (`adhoc_tool`, `shell_command`). The "
-                "model's code goes in `dependencies`."
+                f"The `data` field of the target {field.address} names {target.address}, a "
+                f"target of type `{target.alias}`, which gives no files: list `file(s)` or "
+                "`resource(s)` targets, or targets that generate files (`adhoc_tool`, "
+                "`shell_command`). The model's code goes in `dependencies`."
             )
     merged = await Get(Digest, MergeDigests(files.snapshot.digest for files in per_target))
     return DataFiles(merged, tuple(sorted({path for files in per_target for path in files.files})))

@@ -185,7 +185,11 @@ class TorchPackageTestDependenciesField(Dependencies):
 
 
 class TorchPackageTestTimeoutField(TestTimeoutField):
-    pass
+    help = (
+        "A timeout (in seconds) for the script. Unset, `[test].timeout_default` applies; it "
+        "never exceeds `[test].timeout_maximum`, and applies only with `--test-timeouts` (the "
+        "default)."
+    )
 
 
 class TorchPackageTestTarget(Target):

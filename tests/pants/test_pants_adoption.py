@@ -12,6 +12,7 @@ examples with Pants BUILD files: their archives are byte-identical to the Bazel 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -428,3 +429,60 @@ def test_the_workspace_chooses_its_interpreter(clone_a):
         assert f"{INTERPRETER} {sys.executable}" in result.ran()
     finally:
         clone_a.torchpack_python = None
+
+
+def readme_reference_tables() -> dict[str, dict[str, str]]:
+    """The README's Pants reference: for each target and the options, name -> description."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Target reference", 1)[1].split("\n### ", 1)[0]
+    tables = {}
+    for heading, body in re.findall(r"#### `([^`]+)`[^\n]*\n(.*?)(?=\n#### |\Z)", section, re.S):
+        rows = re.findall(r"^\| `(\w+)` \|.*\| (.*) \|$", body, re.M)
+        tables[heading] = dict(rows)
+    return tables
+
+
+def test_the_readme_reference_is_pants_own_help(clone_a):
+    help_all = json.loads(clone_a.pants("help-all").stdout)
+    common = {"tags", "description"}
+    documented = {
+        target: {
+            field["alias"]: " ".join(field["description"].split())
+            for field in help_all["name_to_target_type_info"][target]["fields"]
+            if field["alias"] not in common
+        }
+        for target in ("torch_package", "torch_package_test")
+    }
+    scope = help_all["scope_to_help_info"]["torchpack"]
+    documented["[torchpack]"] = {
+        option["config_key"]: " ".join(option["help"].split())
+        for option in scope["basic"] + scope["advanced"]
+    }
+    assert readme_reference_tables() == documented
+
+
+@pytest.mark.parametrize(
+    ("target", "error"),
+    [
+        (
+            'torch_package(name="pkg", entry="models.labels", intern=["models.**"])',
+            "The `entry` field of the target errors:pkg must look like `module:function` "
+            "(e.g. `models.resnet:build`), not 'models.labels'.",
+        ),
+        (
+            'torch_package(name="pkg", entry="models.labels:build", data=["models"])',
+            "The `data` field of the target errors:pkg names models/__init__.py, a target of "
+            "type `python_source`, which gives no files",
+        ),
+    ],
+)
+def test_a_wrong_field_fails_naming_the_target_and_the_field(clone_a, target, error):
+    errors = clone_a.root / "errors"
+    errors.mkdir()
+    try:
+        (errors / "BUILD").write_text(target + "\n")
+        result = clone_a.pants("package", "errors:pkg", check=False)
+        assert result.returncode != 0
+        assert error in " ".join(result.stderr.split()), result.stderr[-4000:]
+    finally:
+        shutil.rmtree(errors)
