@@ -90,6 +90,7 @@ class TorchpackPython:
         `key_on_distributions`: key on the whole fingerprint (a process that imports torch)
         rather than on the Python version alone (the torch-free analysis).
         """
+        # Read by no one: they put what the interpreter is into the cache key.
         identity = (
             {"TORCHPACK_PYTHON_FINGERPRINT": self.fingerprint_sha256}
             if key_on_distributions

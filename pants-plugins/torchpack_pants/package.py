@@ -182,7 +182,7 @@ class TorchPackageFieldSet(PackageFieldSet):
 class DataFiles:
     """The files of a torch_package's `data`, at their paths from the build root."""
 
-    snapshot_digest: Digest
+    digest: Digest
     paths: tuple[str, ...]
 
 
@@ -228,6 +228,13 @@ async def package_torch_package(
     )
     code = await Get(PythonCode, PythonCodeRequest(tuple(transitive.dependencies)))
     modules = code.modules()
+    if field_set.entry.module not in {module.name for module in modules}:
+        raise InvalidFieldException(
+            f"The `entry` field of the target {field_set.address} names the module "
+            f"`{field_set.entry.module}`, which is in none of the Python sources it depends on: "
+            "add the `python_source` that holds it to `dependencies` (Pants infers it only when "
+            "exactly one target owns the module)."
+        )
     singles = await MultiGet(
         Get(Digest, DigestSubset(code.digest, PathGlobs([module.path]))) for module in modules
     )
@@ -263,7 +270,7 @@ async def package_torch_package(
         MergeDigests(
             [
                 code.digest,
-                data.snapshot_digest,
+                data.digest,
                 *(analysis.digest for analysis in analyses),
             ]
         ),

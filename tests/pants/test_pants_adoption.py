@@ -470,6 +470,11 @@ def test_the_readme_reference_is_pants_own_help(clone_a):
             "(e.g. `models.resnet:build`), not 'models.labels'.",
         ),
         (
+            'torch_package(name="pkg", entry="models.label:build", intern=["models.**"])',
+            "The `entry` field of the target errors:pkg names the module `models.label`, which "
+            "is in none of the Python sources it depends on",
+        ),
+        (
             'torch_package(name="pkg", entry="models.labels:build", data=["models"])',
             "The `data` field of the target errors:pkg names models/__init__.py, a target of "
             "type `python_source`, which gives no files",
