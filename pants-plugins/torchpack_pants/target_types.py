@@ -113,7 +113,9 @@ class TorchPackageOutputPathField(OutputPathField):
     help = (
         "Where `pants package` writes the archive, below `--distdir` (`dist/`). Defaults to "
         "the BUILD file's folder with dots for slashes, then the target's name and `.pt`: "
-        "`models/BUILD`'s `resnet_pkg` writes `dist/models/resnet_pkg.pt`."
+        "`models/BUILD`'s `resnet_pkg` writes `dist/models/resnet_pkg.pt`. The archive's top "
+        "folder is the file's name without `.pt`, as in torch.package: archives are "
+        "byte-identical to the Bazel rule's (`<name>.pt`) when the file names are."
     )
 
 
