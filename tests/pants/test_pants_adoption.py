@@ -491,3 +491,21 @@ def test_a_wrong_field_fails_naming_the_target_and_the_field(clone_a, target, er
         assert error in " ".join(result.stderr.split()), result.stderr[-4000:]
     finally:
         shutil.rmtree(errors)
+
+
+def test_pants_python_tools_work_offline_too(clone_a):
+    """Pants' own pex tool comes from .venv-pants/offline.toml's file:// URL, not from GitHub."""
+    tools = clone_a.root / "tools"
+    tools.mkdir()
+    (tools / "hello.py").write_text('print("hello from a PEX built offline")\n')
+    (tools / "BUILD").write_text(
+        'python_sources()\n\npex_binary(name="hello", entry_point="hello.py")\n'
+    )
+    try:
+        built = clone_a.pants("package", "tools:hello")
+        assert "Building tools/hello.pex" in built.ran()
+        pex = clone_a.root / "dist/tools/hello.pex"
+        result = subprocess.run([sys.executable, pex], capture_output=True, text=True, check=True)
+        assert result.stdout == "hello from a PEX built offline\n"
+    finally:
+        shutil.rmtree(tools)
