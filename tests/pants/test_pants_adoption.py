@@ -241,11 +241,13 @@ def monorepo_writer(resnet_weights: Path):
     def write_monorepo(root: Path) -> None:
         """A clone of the monorepo, with its own copy of torchpack beside it."""
         torchpack = copy_torchpack(root.parent / f"{root.name}-torchpack")
+        # The example models (not the demo scripts beside them).
         shutil.copytree(
-            REPO_ROOT / "examples",
-            root / "examples",
+            REPO_ROOT / "examples/models",
+            root / "examples/models",
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "BUILD.bazel"),
         )
+        shutil.copy2(REPO_ROOT / "examples/__init__.py", root / "examples/__init__.py")
         shutil.copy2(resnet_weights, root / "examples/models/resnet18.ckpt")
         plugins = f'"{torchpack / "pants-plugins"}"'
         settings = readme_pants_toml().replace(TORCHPACK_PLACEHOLDER, plugins)
@@ -417,11 +419,22 @@ def test_a_pattern_that_matches_nothing_fails_the_build_unless_allowed(clone_a):
 
 
 def test_the_workspace_chooses_its_interpreter(clone_a):
-    """`[torchpack].python`, and $TORCHPACK_PYTHON over it; a missing one is named."""
+    """`[torchpack].python`, and $TORCHPACK_PYTHON over it; a missing one or one without torch
+    is named."""
     missing = clone_a.root / "no" / "such" / "python"
     result = clone_a.pants("--torchpack-python=no/such/python", "package", "models:", check=False)
     assert result.returncode != 0
     assert f"no Python interpreter at {missing} (the `[torchpack].python` option)" in result.stderr
+
+    bare = clone_a.root.parent / "bare-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    result = clone_a.pants(
+        f"--torchpack-python={bare}/bin/python", "package", "models:", check=False
+    )
+    assert result.returncode != 0
+    assert f"{bare}/bin/python (the `[torchpack].python` option) cannot import torch" in " ".join(
+        result.stderr.split()
+    )
 
     clone_a.torchpack_python = sys.executable
     try:
