@@ -26,16 +26,24 @@ from pants.util.logging import LogLevel
 # Where Pants links `jdk_home` in every sandbox.
 _LINK = ".jdk"
 
-# Printed by the interpreter itself: its version, whether it can import torch, and the sorted
-# distributions it can import (the fingerprint is the first and the last).
+# Printed by the interpreter itself: its path (pyenv's `python3` on PATH is a shim script that
+# needs the user's environment; a virtual environment's own path is kept, since it is what
+# selects the environment), its version, whether it can import torch, and the sorted
+# distributions it can import (the fingerprint is the version and the distributions).
 _PROBE = """
-import importlib.metadata, importlib.util, platform
+import importlib.metadata, importlib.util, platform, sys
+print(sys.executable)
 print(platform.python_implementation(), platform.python_version())
 print("torch" if importlib.util.find_spec("torch") else "no torch")
 names = sorted({(d.metadata["Name"] or "?").lower() + "==" + d.version
                 for d in importlib.metadata.distributions()})
 print("\\n".join(names))
 """
+
+
+# What a shim (pyenv's) needs to find the interpreter it stands for: given to the probe only,
+# which runs every time; the cached processes run the interpreter the probe names.
+_SHIM_ENVIRONMENT = ("PATH", "HOME", "PYENV_ROOT")
 
 
 class TorchpackSubsystem(Subsystem):
@@ -63,7 +71,7 @@ class TorchpackPythonError(Exception):
 class TorchpackPython:
     """The chosen interpreter, as processes run it."""
 
-    path: str  # absolute, as chosen: a virtual environment's own path selects that environment
+    path: str  # absolute: the interpreter's own `sys.executable`
     version: str
     fingerprint_sha256: str
 
@@ -117,7 +125,9 @@ def chosen_interpreter(from_environment: str, from_option: str, build_root: str)
 async def find_torchpack_python(
     subsystem: TorchpackSubsystem, build_root: BuildRoot
 ) -> TorchpackPython:
-    environment = await Get(EnvironmentVars, EnvironmentVarsRequest(["TORCHPACK_PYTHON"]))
+    environment = await Get(
+        EnvironmentVars, EnvironmentVarsRequest(["TORCHPACK_PYTHON", *_SHIM_ENVIRONMENT])
+    )
     path, origin = chosen_interpreter(
         environment.get("TORCHPACK_PYTHON", ""), subsystem.python, build_root.path
     )
@@ -132,6 +142,7 @@ async def find_torchpack_python(
         FallibleProcessResult,
         Process(
             (path, "-c", _PROBE),
+            env={name: environment[name] for name in _SHIM_ENVIRONMENT if name in environment},
             description=f"Describe torchpack's interpreter {path}",
             level=LogLevel.DEBUG,
             # Pants cannot watch an interpreter outside the workspace: ask it again every run
@@ -144,14 +155,14 @@ async def find_torchpack_python(
             f"torchpack: {path} ({origin}) failed to describe itself:\n"
             f"{result.stderr.decode(errors='replace')}"
         )
-    version, torch, *distributions = result.stdout.decode().splitlines()
+    executable, version, torch, *distributions = result.stdout.decode().splitlines()
     if torch != "torch":
         raise TorchpackPythonError(
             f"torchpack: {path} ({origin}) cannot import torch. Install torch into it, or choose "
             "another interpreter (`[torchpack].python` in pants.toml, or TORCHPACK_PYTHON)."
         )
     fingerprint = "\n".join([version, *distributions]) + "\n"
-    return TorchpackPython(path, version, hashlib.sha256(fingerprint.encode()).hexdigest())
+    return TorchpackPython(executable, version, hashlib.sha256(fingerprint.encode()).hexdigest())
 
 
 def rules() -> list:

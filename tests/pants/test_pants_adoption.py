@@ -419,8 +419,8 @@ def test_a_pattern_that_matches_nothing_fails_the_build_unless_allowed(clone_a):
 
 
 def test_the_workspace_chooses_its_interpreter(clone_a):
-    """`[torchpack].python`, and $TORCHPACK_PYTHON over it; a missing one or one without torch
-    is named."""
+    """`[torchpack].python`, and $TORCHPACK_PYTHON over it; a missing one, or one without
+    torch, is named."""
     missing = clone_a.root / "no" / "such" / "python"
     result = clone_a.pants("--torchpack-python=no/such/python", "package", "models:", check=False)
     assert result.returncode != 0
@@ -436,10 +436,18 @@ def test_the_workspace_chooses_its_interpreter(clone_a):
         result.stderr.split()
     )
 
-    clone_a.torchpack_python = sys.executable
+    # $TORCHPACK_PYTHON wins; a shim (like pyenv's) that needs the user's PATH is resolved to
+    # the interpreter it runs, which runs the link (the local cache is bypassed to make it run).
+    shim = clone_a.root.parent / "shims" / "python"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/usr/bin/env sh\nexec "{clone_a.root}/.venv/bin/python" "$@"\n')
+    shim.chmod(0o755)
+    clone_a.torchpack_python = str(shim)
     try:
-        result = clone_a.pants("--torchpack-python=no/such/python", "package", "models:")
-        assert f"{INTERPRETER} {sys.executable}" in result.ran()
+        arguments = ("--torchpack-python=no/such/python", "--no-local-cache", "package", "models:")
+        ran = clone_a.pants(*arguments).ran()
+        assert f"{INTERPRETER} {shim}" in ran
+        assert f"Packaging models:labels_pkg from {LINKS['models:labels_pkg']}" in ran
     finally:
         clone_a.torchpack_python = None
 
