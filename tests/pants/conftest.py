@@ -1,9 +1,9 @@
 """Real Pants runs in throw-away workspaces outside the checkout, offline.
 
 Pants 2.17.1 runs from `.venv-pants` (scripts/setup_pants.sh installs it, with the settings
-that make it work offline in `.venv-pants/offline.toml`). Every run is `--no-pantsd`, so no
-server outlives it, and runs inside a network namespace whose only device is loopback
-(`unshare --net`): nothing can be downloaded, so a passing run proves that the workspace's
+that make it work offline in `.venv-pants/offline.toml`). Every run is without pantsd, so no
+server outlives it, and runs in a new network namespace (`unshare --net`), whose one device,
+loopback, is down: nothing can be downloaded, so a passing run proves that the workspace's
 settings suffice offline. Pants' caches (`local_store_dir`, `named_caches_dir`) live in the
 session's temporary folder, shared by every workspace like a CI machine's cache. The processes
 of each run are read from Pants' own workunit log (its `workunit_logger` backend): each
@@ -126,7 +126,7 @@ def pants_workspaces(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
         return PantsWorkspace(base / name, base / "caches")
 
     yield make
-    # --no-pantsd: no Pants server may outlive its run.
+    # Without pantsd, no Pants process may outlive its run.
     left = [pid for pid in os.listdir("/proc") if pid.isdigit() and _runs_in(pid, base)]
     assert not left, f"processes left running in {base}: {left}"
 
