@@ -35,3 +35,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${sudo[@]}" service nginx stop >/dev/null 2>&1 || true
   fi
 fi
+
+# Pants 2.17.1 in its own Python 3.9 environment, offline, for tests/pants (see README, Pants).
+bash scripts/setup_pants.sh

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check torchpack tests examples bench
+.venv/bin/ruff check torchpack tests examples bench pants-plugins
 .venv/bin/python -m pytest "$@"
 if [ $# -eq 0 ]; then
   bash scripts/test_torch214.sh tests/test_real_libraries.py -k "timm or torchvision"

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import site
 import socket
 import subprocess
 import sys
@@ -143,14 +144,27 @@ class Checkout:
             self.bazel("shutdown", check=False)
 
 
-def copy_workspace(destination: Path) -> Path:
+def copy_workspace(
+    destination: Path,
+    files: list[str] = WORKSPACE_FILES,
+    folders: list[str] = WORKSPACE_FOLDERS,
+) -> Path:
+    """A copy of ``files`` and ``folders`` of this checkout (by default what Bazel reads)."""
     destination.mkdir(parents=True)
-    for name in WORKSPACE_FILES:
+    for name in files:
         shutil.copy2(REPO_ROOT / name, destination / name)
     ignored = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in WORKSPACE_FOLDERS:
+    for name in folders:
         shutil.copytree(REPO_ROOT / name, destination / name, ignore=ignored, symlinks=True)
     return destination
+
+
+def make_venv(folder: Path) -> None:
+    """A `.venv` whose Python imports this test run's packages (torch), but not torchpack."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    # A plain path line: the editable torchpack install's own .pth files are not processed.
+    packages = next((folder / "lib").glob("python3*/site-packages"))
+    (packages / "test_run_packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
 
 
 @pytest.fixture(scope="session")

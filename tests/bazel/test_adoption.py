@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import site
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -20,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT
 
-from .conftest import copy_workspace
+from .conftest import copy_workspace, make_venv
 
 ANALYZE, LINK = "TorchpackAnalyze", "TorchPackage"
 PACKAGES = "*/*.pt"
@@ -156,14 +154,6 @@ def readme_workspace_lines() -> str:
     assert steps, "the README has no WORKSPACE block calling torchpack_register_toolchains()"
     assert TORCHPACK_PLACEHOLDER in steps[0]
     return steps[0]
-
-
-def make_venv(folder: Path) -> None:
-    """A `.venv` whose Python imports this test run's packages (torch), but not torchpack."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
-    # A plain path line: the editable torchpack install's own .pth files are not processed.
-    packages = next((folder / "lib").glob("python3*/site-packages"))
-    (packages / "test_run_packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
 
 
 def write_monorepo(root: Path) -> None:
