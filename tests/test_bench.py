@@ -67,6 +67,8 @@ def test_bench_runs_and_writes_results_and_chart(tmp_path):
     export = cases["export"]["medians"]["torchpack"]
     assert export["seconds"] > 0 and 0.9 < export["model_mib"] < 1.1
     assert export["peak_above_model_mib"] is not None
+    mapped = cases["load"]["medians"]["torchpack mmap"]
+    assert 0 < mapped["second_forward_seconds"] < mapped["first_forward_seconds"]
     # The generated library: 40 modules, every one interned (torch.package agrees).
     small = cases["small modules"]["medians"]
     assert small["torchpack"]["modules"] == small["torch.package"]["modules"] >= 30
@@ -74,7 +76,7 @@ def test_bench_runs_and_writes_results_and_chart(tmp_path):
     assert results["not_measured"] == {"bazel build": "skipped (--bazel-rounds 0)"}
 
     statuses = {target["name"]: target["status"] for target in results["targets"]}
-    assert len(statuses) == 19
+    assert len(statuses) == 20
     assert set(statuses.values()) <= {"met", "MISSED", "reported"}
     for name, status in statuses.items():
         assert f"{name}: " in result.stdout and status in result.stdout

@@ -52,7 +52,9 @@ def test_package_carries_the_metadata_of_interned_distributions(library_package:
 
 def test_version_answers_inside_the_package(library_package: Path) -> None:
     # Neither the library nor its metadata is installed where the package loads.
-    code = refuse_imports("mylib") + f"""
+    code = (
+        refuse_imports("mylib")
+        + f"""
 import importlib.metadata
 from torchpack import PackageImporter
 
@@ -66,6 +68,7 @@ try:
 except importlib.metadata.PackageNotFoundError:
     print("ok")
 """
+    )
     assert run_python(code).stdout.strip() == "ok"
 
 

@@ -154,9 +154,7 @@ def _broken_export(exporter_class, cat, **kwargs) -> PackagingError:
 def test_debug_packaging_error_shows_the_path_to_each_broken_module(zoo) -> None:
     error = _broken_export(PackageExporter, zoo.Cat(), debug=True)
     assert set(error.broken_modules) == {"zoo_billing"}
-    assert "Pulled in by: <zoo.cat.pkl> -> zoo.animals -> zoo.feeding -> zoo_billing" in str(
-        error
-    )
+    assert "Pulled in by: <zoo.cat.pkl> -> zoo.animals -> zoo.feeding -> zoo_billing" in str(error)
     theirs = _broken_export(torch.package.PackageExporter, zoo.Cat(), debug=True)
     assert "zoo_billing" in str(theirs)
 

@@ -69,6 +69,13 @@ def targets(result: CaseResult) -> list[Target]:
             "x",
         ),
         Target(
+            # The lowest ratio any loader could reach: the forward alone, weights in memory.
+            "floor: a forward on resident weights / torch.package's time to first forward",
+            ratio(result.median(MAPPED, "second_forward_seconds"), theirs_first),
+            None,
+            "x",
+        ),
+        Target(
             "mmap time to first forward / safetensors'",
             ratio(mapped_first, result.median(SAFETENSORS, "first_forward_seconds")),
             1.2,

@@ -54,4 +54,3 @@ class TorchPackageToTorchpack(importlib.abc.MetaPathFinder):
 if "torch" in sys.modules:
     raise RuntimeError("swap_torch_package must be loaded before torch is imported (-p)")
 sys.meta_path.insert(0, TorchPackageToTorchpack())
-

@@ -244,17 +244,18 @@ def test_integrity_manifest_can_be_left_out(tmp_path):
 
 
 @pytest.mark.parametrize("verify", [None, True])
-def test_storages_checked_while_the_next_chunk_is_read_still_stop_the_load(tmp_path, verify):
-    """A second thread reads ahead while storages are checked; a bad one still fails the load."""
+def test_storages_checked_while_the_next_chunk_is_mapped_still_stop_the_load(tmp_path, verify):
+    """A second thread maps memory ahead of the reads (chunks of 4 MiB); a bad chunk still
+    fails the load, and the thread is gone after it."""
     path = tmp_path / "layers.pt"
-    layers = [torch.full((300_000,), float(i)) for i in range(6)]  # 1.2 MB each
+    layers = [torch.full((1_250_000,), float(i)) for i in range(6)]  # 5 MB each: two chunks
     with PackageExporter(path) as exporter:
         exporter.save_pickle("res", "layers.pkl", layers)
     loaded = PackageImporter(path, verify=verify).load_pickle("res", "layers.pkl")
     assert all(torch.equal(a, b) for a, b in zip(loaded, layers, strict=True))
 
     storages = sorted(r for r in records_of(path) if r.endswith(".storage"))
-    flipped = _flip_byte(path, storages[3], at=600_000)
+    flipped = _flip_byte(path, storages[3], at=4_500_000)
     with pytest.raises(IntegrityError) as info:
         PackageImporter(flipped, verify=verify).load_pickle("res", "layers.pkl")
     assert info.value.record == storages[3]

@@ -75,9 +75,7 @@ class ManifestBuilder:
 class Manifest:
     """The digests a package's manifest lists, and checks of records against them."""
 
-    def __init__(
-        self, archive: str, record: str, digests: dict[str, str], digest: str
-    ) -> None:
+    def __init__(self, archive: str, record: str, digests: dict[str, str], digest: str) -> None:
         self.archive = archive
         # The manifest's own record, which names the algorithm of its digests.
         self.record = record

@@ -60,4 +60,3 @@ class Progress:
             f"{self.bytes / 2**20:.1f} MiB"
         )
         self._stream.flush()
-

@@ -5,8 +5,8 @@ opens them, and PyTorch's reader must then see exactly the records the index saw
 offsets. Every record read is checked: against the integrity manifest when the package has
 one and checking is on, else against the ZIP's CRC. Tensor storages are read by torchpack
 itself and checked on the bytes as they were read, before the unpickler gets them (a second
-thread reads the next chunk meanwhile): code that changes a tensor while the load goes on
-cannot make a valid package fail.
+thread maps the next chunk's memory meanwhile): code that changes a tensor while the load
+goes on cannot make a valid package fail.
 """
 
 from __future__ import annotations
@@ -31,9 +31,11 @@ from ..errors import (
 from .checksums import crc32, new_hasher
 from .format import MANIFEST_RECORD, VERSION_RECORD, WRITER_TRAILER_RECORDS, record_name_problem
 from .manifest import Manifest, check_trailer_record, manifest_record_in
+from .prefault import can_prefault, prefault
 from .storage_buffer import storage_buffer
 from .tamper_signs import tamper_signs
 from .zip_index import ZipIndex, check_crc, check_crc_value, check_format_version, open_regular_file
+from .zip_structure import ZipEntry
 
 ArchiveSource = Union[str, os.PathLike, IO[bytes], "torch._C.PyTorchFileReader"]
 # Storages are read and checked in chunks of this size.
@@ -41,30 +43,28 @@ _CHUNK = 4 << 20
 
 
 class ReadAhead:
-    """The helper thread of one load: it reads a storage's next chunk while this one is checked.
+    """The helper thread of one load: it gets memory ready ahead of the reads.
 
-    Checking a storage's chunk as soon as it is read checks the bytes as read (nothing else has
-    the storage yet, so nothing can change it), and with a second core it costs no more than
-    the longer of reading and hashing (both release the GIL). Every storage is checked before
-    the unpickler gets it.
+    An eagerly loaded storage is fresh memory, which the kernel maps page by page as the read
+    first writes it: that costs about as much as copying the bytes. The helper maps each chunk
+    while the load reads and checks the one before, so the two halves run on two cores.
     """
 
-    def __init__(self, threaded: bool = True) -> None:
-        self._threaded = threaded
+    def __init__(self) -> None:
         self._executor: ThreadPoolExecutor | None = None
 
-    def submit(self, read: Callable[[], bool]) -> Future[bool]:
-        """``read`` in the helper thread (or at once, when not threaded)."""
-        if not self._threaded:
-            done: Future[bool] = Future()
-            try:
-                done.set_result(read())
-            except Exception as err:  # noqa: BLE001 - reported where the result is taken
-                done.set_exception(err)
-            return done
+    def fault_in(self, storage: torch.UntypedStorage) -> list[Future[bool]]:
+        """Map ``storage``'s chunks of ``_CHUNK`` bytes, in order; one future per chunk
+        (none where the system cannot, and the read faults the pages in as usual)."""
+        if not can_prefault():
+            return []
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="torchpack-read")
-        return self._executor.submit(read)
+        address, nbytes = storage.data_ptr(), storage.nbytes()
+        return [
+            self._executor.submit(prefault, address + at, min(_CHUNK, nbytes - at))
+            for at in range(0, nbytes, _CHUNK)
+        ]
 
     def close(self) -> None:
         """Stop the helper thread (idempotent)."""
@@ -279,39 +279,33 @@ class ZipArchiveReader:
         storage = torch.UntypedStorage(nbytes)
         target = storage_buffer(storage)
         stream = self._checks.stream(self.index, name)
-        if stream is None:
-            # Nothing to check: straight from the file into the storage.
-            if self.index.read_into(entry.offset, target) != nbytes:
-                raise MalformedArchiveError(self.name, "record ends early", name)
-            return storage
-        # A record used only in part (a tensor viewing a prefix) is read whole for its digest.
-        rest = memoryview(bytearray(entry.size - nbytes))
-        pieces = [(target, at, at) for at in range(0, nbytes, _CHUNK)]
-        pieces += [(rest, at - nbytes, at) for at in range(nbytes, entry.size, _CHUNK)]
-        views = [buffer[at : at + _CHUNK] for buffer, at, _ in pieces]
-        index = self.index
-
-        def read(number: int) -> bool:
-            view = views[number]
-            return index.read_into(entry.offset + pieces[number][2], view) == len(view)
-
-        # A file object is read under a lock, but PyTorch's reader uses it too: one thread.
-        threaded = read_ahead is not None and index.fd is not None
-        ahead = read_ahead if threaded else ReadAhead(threaded=False)
+        faulted_in = read_ahead.fault_in(storage) if read_ahead is not None else []
         try:
-            pending = ahead.submit(functools.partial(read, 0)) if views else None
-            for number, view in enumerate(views):
-                complete = pending.result()  # type: ignore[union-attr]
-                if number + 1 < len(views):
-                    pending = ahead.submit(functools.partial(read, number + 1))
-                if not complete:
-                    raise MalformedArchiveError(self.name, "record ends early", name)
-                stream.update(view)
+            for number, at in enumerate(range(0, nbytes, _CHUNK)):
+                if faulted_in:
+                    faulted_in[number].result()
+                self._read_chunk(entry, at, target[at : at + _CHUNK], stream, name)
         finally:
-            if ahead is not read_ahead:
-                ahead.close()  # type: ignore[union-attr]
-        stream.finish()
+            for pending in faulted_in:
+                pending.cancel()
+        if stream is not None:
+            # A record used only in part (a tensor viewing a prefix) is read whole for its
+            # digest.
+            rest = memoryview(bytearray(min(_CHUNK, entry.size - nbytes)))
+            for at in range(nbytes, entry.size, _CHUNK):
+                self._read_chunk(entry, at, rest[: min(_CHUNK, entry.size - at)], stream, name)
+            stream.finish()
         return storage
+
+    def _read_chunk(
+        self, entry: ZipEntry, at: int, view: memoryview, stream: _StreamCheck | None, name: str
+    ) -> None:
+        """Read the record's bytes from ``at`` into ``view``, and check them as read."""
+        assert self.index is not None
+        if self.index.read_into(entry.offset + at, view) != len(view):
+            raise MalformedArchiveError(self.name, "record ends early", name)
+        if stream is not None:
+            stream.update(view)
 
     def _read_storage_from_pytorch(self, name: str, nbytes: int) -> torch.UntypedStorage:
         has_record = self.zip_reader.has_record(name)

@@ -29,7 +29,5 @@ def run(args: argparse.Namespace) -> int:
             else ""
         )
     )
-    print(
-        f"manifest {manifest.algorithm} {manifest.digest} (pin it to detect a rewritten package)"
-    )
+    print(f"manifest {manifest.algorithm} {manifest.digest} (pin it to detect a rewritten package)")
     return 0
