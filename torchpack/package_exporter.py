@@ -92,6 +92,7 @@ class PackageExporter:
         self._storages = StorageSaver(self._archive.write_storage, self.storage_context)
         if isinstance(analysis_cache, str | os.PathLike):
             analysis_cache = AnalysisCache(analysis_cache)
+        self._analysis_cache = analysis_cache
         self._resolver = DependencyResolver(self.importer, analysis_cache)
         self.dependency_graph = self._resolver.graph
         self._hooks = ActionHooks()
@@ -268,6 +269,11 @@ class PackageExporter:
             self._write_modules()
             self._archive.write(PYTHON_VERSION_RECORD, platform.python_version())
             self._script_records.copy_into(self._archive.write, self._archive.write_storage)
+            # The cache's new entries are written by a second thread; a failed write fails
+            # the export, as when they were written on the spot.
+            flush = getattr(self._analysis_cache, "flush", None)
+            if flush is not None:
+                flush()
             self._archive.commit()
         except BaseException:
             self._archive.abort()

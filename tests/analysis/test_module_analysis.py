@@ -78,6 +78,7 @@ def test_from_json_rejects_anything_else(text):
 def test_cache_hit_skips_parsing(tmp_path, parse_calls):
     cache = AnalysisCache(tmp_path / "cache")
     first = cache.analyze(SOURCE, "pkg.mod", False, "pkg/mod.py")
+    cache.flush()
     assert parse_calls == ["pkg.mod"]
     again = AnalysisCache(tmp_path / "cache").analyze(SOURCE, "pkg.mod", False, "elsewhere.py")
     assert parse_calls == ["pkg.mod"]
@@ -91,6 +92,7 @@ def test_cache_keys_on_name_kind_and_source(tmp_path, parse_calls):
     cache.analyze(SOURCE, "pkg.mod", True, "f")  # relative imports resolve differently
     cache.analyze(SOURCE, "other.mod", False, "f")
     cache.analyze(SOURCE + b"\n", "pkg.mod", False, "f")
+    cache.flush()
     cache.analyze(SOURCE, "pkg.mod", False, "f")
     assert len(parse_calls) == 4
     assert (cache.hits, cache.misses) == (1, 4)
@@ -110,9 +112,11 @@ def test_cache_keys_on_name_kind_and_source(tmp_path, parse_calls):
 def test_corrupt_entries_are_recomputed(tmp_path, parse_calls, damage):
     cache = AnalysisCache(tmp_path)
     expected = cache.analyze(SOURCE, "pkg.mod", False, "f")
+    cache.flush()
     (entry,) = tmp_path.rglob("*.json")
     entry.write_text(damage(entry.read_text()), encoding="utf-8")
     assert cache.analyze(SOURCE, "pkg.mod", False, "f") == expected
+    cache.flush()
     assert len(parse_calls) == 2
     assert ModuleAnalysis.from_json(entry.read_bytes()) == expected  # repaired
     assert cache.analyze(SOURCE, "pkg.mod", False, "f") == expected
@@ -123,6 +127,7 @@ def test_cache_leaves_no_temporary_files(tmp_path):
     cache = AnalysisCache(tmp_path)
     for i in range(5):
         cache.analyze(SOURCE + b"#" * i, "pkg.mod", False, "f")
+    cache.flush()
     assert sorted(p.suffix for p in tmp_path.rglob("*") if p.is_file()) == [".json"] * 5
 
 
@@ -131,6 +136,7 @@ def test_unparsable_sources_are_not_cached(tmp_path):
     for _ in range(2):
         with pytest.raises(ImportAnalysisError):
             cache.analyze(b"def (:\n", "pkg.broken", False, "pkg/broken.py")
+    cache.flush()
     assert not list(tmp_path.rglob("*.json"))
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -140,12 +141,14 @@ class ModuleAnalyzer(Protocol):
     ) -> ModuleAnalysis: ...
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_entry(path: Path, analysis: ModuleAnalysis) -> None:
+    """Write ``analysis`` to ``path`` atomically: readers see the old entry or the new one."""
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            f.write(analysis.to_json())
         os.replace(temp, path)
     except BaseException:
         os.unlink(temp)
@@ -158,12 +161,17 @@ class AnalysisCache:
     Entries are written atomically; an entry that is unreadable or does not describe the
     source it is filed under is recomputed and rewritten, never trusted. ``hits`` and
     ``misses`` count lookups since creation.
+
+    New entries are written by a second thread (creating a file costs about as much as
+    analysing a small module): :meth:`flush` waits for them and raises the first error.
     """
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
         self.hits = 0
         self.misses = 0
+        self._writer: ThreadPoolExecutor | None = None
+        self._writes: list[Future[None]] = []
 
     def key(self, source: bytes, module_name: str, is_package: bool) -> str:
         digest = hashlib.sha256()
@@ -190,8 +198,19 @@ class AnalysisCache:
             return cached
         self.misses += 1
         analysis = analyze_module(source, module_name, is_package, filename)
-        _atomic_write_text(path, analysis.to_json())
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="torchpack-cache")
+        self._writes.append(self._writer.submit(_write_entry, path, analysis))
         return analysis
+
+    def flush(self) -> None:
+        """Wait until every new entry is written; raises the first write's error."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        writes, self._writes = self._writes, []
+        for write in writes:
+            write.result()
 
     @staticmethod
     def _read(
@@ -248,3 +267,9 @@ class AnalysisIndex:
         if self._fallback is not None:
             return self._fallback.analyze(source, module_name, is_package, filename)
         return analyze_module(source, module_name, is_package, filename)
+
+    def flush(self) -> None:
+        """Wait for the fallback's pending work (an :class:`AnalysisCache`'s writes)."""
+        flush = getattr(self._fallback, "flush", None)
+        if flush is not None:
+            flush()

@@ -61,8 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     command = next((arg for arg in arguments if not arg.startswith("-")), None)
+    if command == "build" and os.environ.get("PYTHONHASHSEED") != "0":
+        # Whatever iterates a set while building (torch.jit orders a module's constants that
+        # way) must see the same order every time: build under a fixed hash seed. In place of
+        # this process (same pid, nothing to wait for or forward), before importing the build.
+        command_line = [sys.executable, "-m", "torchpack", *arguments]
+        os.execve(sys.executable, command_line, dict(os.environ, PYTHONHASHSEED="0"))
     args = _build_parser(command if command in COMMANDS else None).parse_args(arguments)
-    args.command_line = arguments
     try:
         return args.run(args)
     except ArchiveError as err:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -231,12 +230,6 @@ def build(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from torchpack.errors import EmptyMatchError, PackagingError
 
-    if os.environ.get("PYTHONHASHSEED") != "0":
-        # Whatever iterates a set while building (torch.jit orders a module's constants that
-        # way) must see the same order every time: build under a fixed hash seed.
-        # In place of this process (same pid, nothing to wait for or forward).
-        command = [sys.executable, "-m", "torchpack", *args.command_line]
-        os.execve(sys.executable, command, dict(os.environ, PYTHONHASHSEED="0"))
     try:
         print(build(args), file=sys.stderr)
     except EmptyMatchError as err:
