@@ -150,7 +150,8 @@ def load(impl: str, path: str, width: int, mmap: bool, verify: bool = True) -> d
 
 
 def resolve(impl: str, modules: list[str], exclude: list[str], cache: str | None) -> dict[str, Any]:
-    """Export nothing but ``modules`` interned with all they import, everything else mocked."""
+    """Export nothing but ``modules`` interned with all they import, everything else mocked
+    (but ``sys`` and ``io``: torchpack refuses to mock them, so both sides extern them)."""
     import importlib
 
     import torch  # noqa: F401  both exporters need it; its import is not what we measure
@@ -161,6 +162,7 @@ def resolve(impl: str, modules: list[str], exclude: list[str], cache: str | None
     options = {"analysis_cache": cache} if cache else {}
     start = _start_clock()
     with exporter_class(io.BytesIO(), **options) as exporter:
+        exporter.extern(["sys", "io"])
         exporter.intern([f"{module}.**" for module in modules], exclude=exclude)
         exporter.mock("**")
         for module in modules:
