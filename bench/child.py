@@ -72,14 +72,27 @@ def raw_read(path: str) -> dict[str, Any]:
     return {"seconds": seconds, "bytes": size}
 
 
-def _second_forward(model: Any, width: int) -> float:
-    """A forward on weights already in memory and mapped: what no loader can beat."""
+def _forward_after_load(model: Any, width: int, start: float) -> dict[str, Any]:
+    """The load's time (the clock started at ``start``), then a first and a second forward
+    pass (the second on weights already in memory: what no loader can beat), and memory."""
     import torch
 
-    start = time.perf_counter()
+    loaded = time.perf_counter()
+    with torch.no_grad():
+        output = model(torch.ones(1, width))
+    first_forward = time.perf_counter()
+    assert torch.isfinite(output).all(), "the loaded model computes garbage"
     with torch.no_grad():
         model(torch.ones(1, width))
-    return time.perf_counter() - start
+    return {
+        "load_seconds": loaded - start,
+        "first_forward_seconds": first_forward - start,
+        "second_forward_seconds": time.perf_counter() - first_forward,
+        "resident_mib": resident_mib(),
+        # Mapped archive pages are file-backed: shared with the page cache, not a copy.
+        "resident_anon_mib": resident_mib("Anon"),
+        "resident_file_mib": resident_mib("File"),
+    }
 
 
 def _exporter(impl: str) -> Any:
@@ -124,7 +137,6 @@ def export(impl: str, path: str, width: int, manifest: bool = True) -> dict[str,
 
 
 def load(impl: str, path: str, width: int, mmap: bool, verify: bool = True) -> dict[str, Any]:
-    import torch
 
     importer_class = _importer(impl)
     options = {"mmap": True} if mmap else {}
@@ -133,20 +145,7 @@ def load(impl: str, path: str, width: int, mmap: bool, verify: bool = True) -> d
     start = _start_clock()
     importer = importer_class(path, **options)
     model = importer.load_pickle("model", "model.pkl")
-    loaded = time.perf_counter()
-    with torch.no_grad():
-        output = model(torch.ones(1, width))
-    first_forward = time.perf_counter()
-    assert torch.isfinite(output).all(), "the loaded model computes garbage"
-    return {
-        "load_seconds": loaded - start,
-        "first_forward_seconds": first_forward - start,
-        "second_forward_seconds": _second_forward(model, width),
-        "resident_mib": resident_mib(),
-        # Mapped archive pages are file-backed: shared with the page cache, not a copy.
-        "resident_anon_mib": resident_mib("Anon"),
-        "resident_file_mib": resident_mib("File"),
-    }
+    return _forward_after_load(model, width, start)
 
 
 def resolve(impl: str, modules: list[str], exclude: list[str], cache: str | None) -> dict[str, Any]:
@@ -198,7 +197,6 @@ def safetensors_save(path: str, width: int) -> dict[str, Any]:
 def safetensors_load(path: str, width: int) -> dict[str, Any]:
     """What a user of safetensors does for fast, safe weights: ``load_file`` (memory-mapped),
     the model built on the meta device, the tensors assigned to it, then a forward pass."""
-    import torch
     from safetensors.torch import load_file
 
     from .model import make_empty_model
@@ -206,19 +204,7 @@ def safetensors_load(path: str, width: int) -> dict[str, Any]:
     start = _start_clock()
     model = make_empty_model(width)
     model.load_state_dict(load_file(path, device="cpu"), assign=True)
-    loaded = time.perf_counter()
-    with torch.no_grad():
-        output = model(torch.ones(1, width))
-    first_forward = time.perf_counter()
-    assert torch.isfinite(output).all(), "the loaded model computes garbage"
-    return {
-        "load_seconds": loaded - start,
-        "first_forward_seconds": first_forward - start,
-        "second_forward_seconds": _second_forward(model, width),
-        "resident_mib": resident_mib(),
-        "resident_anon_mib": resident_mib("Anon"),
-        "resident_file_mib": resident_mib("File"),
-    }
+    return _forward_after_load(model, width, start)
 
 
 def small_export(impl: str, root: str, package: str) -> dict[str, Any]:
