@@ -54,16 +54,17 @@ class ReadAhead:
         self._executor: ThreadPoolExecutor | None = None
 
     def fault_in(self, storage: torch.UntypedStorage) -> list[Future[bool]]:
-        """Map ``storage``'s chunks of ``_CHUNK`` bytes, in order; one future per chunk
-        (none where the system cannot, and the read faults the pages in as usual)."""
-        if not can_prefault():
+        """Map ``storage``'s chunks of ``_CHUNK`` bytes after the first, in order; one future
+        per chunk. The read of the first chunk faults its pages in itself meanwhile, so a
+        storage of one chunk needs no help (nor does any where the system cannot)."""
+        address, nbytes = storage.data_ptr(), storage.nbytes()
+        if nbytes <= _CHUNK or not can_prefault():
             return []
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="torchpack-read")
-        address, nbytes = storage.data_ptr(), storage.nbytes()
         return [
             self._executor.submit(prefault, address + at, min(_CHUNK, nbytes - at))
-            for at in range(0, nbytes, _CHUNK)
+            for at in range(_CHUNK, nbytes, _CHUNK)
         ]
 
     def close(self) -> None:
@@ -282,8 +283,8 @@ class ZipArchiveReader:
         faulted_in = read_ahead.fault_in(storage) if read_ahead is not None else []
         try:
             for number, at in enumerate(range(0, nbytes, _CHUNK)):
-                if faulted_in:
-                    faulted_in[number].result()
+                if number and faulted_in:
+                    faulted_in[number - 1].result()
                 self._read_chunk(entry, at, target[at : at + _CHUNK], stream, name)
         finally:
             for pending in faulted_in:
