@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from collections.abc import Sequence
@@ -269,14 +270,10 @@ class PackageExporter:
             self._write_modules()
             self._archive.write(PYTHON_VERSION_RECORD, platform.python_version())
             self._script_records.copy_into(self._archive.write, self._archive.write_storage)
-            # The cache's new entries are written by a second thread; a failed write fails
-            # the export, as when they were written on the spot.
-            flush = getattr(self._analysis_cache, "flush", None)
-            if flush is not None:
-                flush()
+            self._store_analyses()  # an analysis cache that cannot be written fails the export
             self._archive.commit()
         except BaseException:
-            self._archive.abort()
+            self._abort()
             raise
         finally:
             self._closed = True
@@ -310,10 +307,22 @@ class PackageExporter:
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         if exc_type is not None:
-            self._archive.abort()
+            self._abort()
             self._closed = True
             return
         self.close()
+
+    def _store_analyses(self) -> None:
+        flush = getattr(self._analysis_cache, "flush", None)
+        if flush is not None:
+            flush()
+
+    def _abort(self) -> None:
+        self._archive.abort()
+        # The analyses made so far still hold for the next attempt; the export's own error is
+        # the one to report.
+        with contextlib.suppress(OSError):
+            self._store_analyses()
 
     # -- introspection --------------------------------------------------------------------
 

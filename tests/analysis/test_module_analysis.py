@@ -1,4 +1,8 @@
 import json
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
 
 import pytest
 
@@ -99,12 +103,19 @@ def test_cache_keys_on_name_kind_and_source(tmp_path, parse_calls):
     assert cache.analyze(SOURCE, "pkg.mod", True, "f").imports[1] == ImportRef("pkg.mod", "sibling")
 
 
+def stored_entries(folder):
+    """The cache database's rows, read with SQLite itself."""
+    with closing(sqlite3.connect(folder / AnalysisCache.FILENAME)) as database:
+        return dict(database.execute("SELECT key, entry FROM analyses"))
+
+
 @pytest.mark.parametrize(
     "damage",
     [
         lambda text: "",
         lambda text: text[: len(text) // 2],
         lambda text: "\xff garbage",
+        lambda text: 42,
         # Valid JSON that describes another source: filed under the wrong key.
         lambda text: text.replace('"pkg.mod"', '"pkg.other"'),
     ],
@@ -113,22 +124,58 @@ def test_corrupt_entries_are_recomputed(tmp_path, parse_calls, damage):
     cache = AnalysisCache(tmp_path)
     expected = cache.analyze(SOURCE, "pkg.mod", False, "f")
     cache.flush()
-    (entry,) = tmp_path.rglob("*.json")
-    entry.write_text(damage(entry.read_text()), encoding="utf-8")
+    ((key, text),) = stored_entries(tmp_path).items()
+    with closing(sqlite3.connect(tmp_path / AnalysisCache.FILENAME)) as database, database:
+        database.execute("UPDATE analyses SET entry = ? WHERE key = ?", (damage(text), key))
     assert cache.analyze(SOURCE, "pkg.mod", False, "f") == expected
     cache.flush()
     assert len(parse_calls) == 2
-    assert ModuleAnalysis.from_json(entry.read_bytes()) == expected  # repaired
+    assert stored_entries(tmp_path) == {key: text}  # repaired
     assert cache.analyze(SOURCE, "pkg.mod", False, "f") == expected
     assert len(parse_calls) == 2
 
 
-def test_cache_leaves_no_temporary_files(tmp_path):
+def test_entries_are_stored_at_flush_in_one_database(tmp_path):
     cache = AnalysisCache(tmp_path)
     for i in range(5):
         cache.analyze(SOURCE + b"#" * i, "pkg.mod", False, "f")
+    assert not (tmp_path / AnalysisCache.FILENAME).exists() or not stored_entries(tmp_path)
     cache.flush()
-    assert sorted(p.suffix for p in tmp_path.rglob("*") if p.is_file()) == [".json"] * 5
+    assert len(stored_entries(tmp_path)) == 5
+    assert {p.name for p in tmp_path.iterdir() if p.is_file()} <= {
+        AnalysisCache.FILENAME,
+        f"{AnalysisCache.FILENAME}-wal",
+        f"{AnalysisCache.FILENAME}-shm",
+    }
+
+
+_CONCURRENT_WRITER = """
+import sys
+from torchpack.analysis.module_analysis import AnalysisCache
+cache = AnalysisCache(sys.argv[1])
+for round in range(10):
+    for i in range(20):
+        cache.analyze(b"import os%d\\n" % i, f"w{sys.argv[2]}.m{round}_{i}", False, "f")
+    cache.flush()
+"""
+
+
+def test_builds_sharing_a_cache_can_write_at_the_same_time(tmp_path):
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _CONCURRENT_WRITER, str(tmp_path), str(n)])
+        for n in range(4)
+    ]
+    assert [w.wait(timeout=120) for w in writers] == [0] * 4
+    entries = stored_entries(tmp_path)
+    assert len(entries) == 4 * 10 * 20
+    writers_seen = {ModuleAnalysis.from_json(t).module_name.split(".")[0] for t in entries.values()}
+    assert writers_seen == {"w0", "w1", "w2", "w3"}
+
+
+def test_a_damaged_database_is_named_in_the_error(tmp_path):
+    (tmp_path / AnalysisCache.FILENAME).write_bytes(b"not a database, " * 512)
+    with pytest.raises(OSError, match=f"analysis cache {tmp_path}.*delete it"):
+        AnalysisCache(tmp_path).analyze(SOURCE, "pkg.mod", False, "f")
 
 
 def test_unparsable_sources_are_not_cached(tmp_path):
@@ -136,8 +183,11 @@ def test_unparsable_sources_are_not_cached(tmp_path):
     for _ in range(2):
         with pytest.raises(ImportAnalysisError):
             cache.analyze(b"def (:\n", "pkg.broken", False, "pkg/broken.py")
+    cache.analyze(SOURCE, "pkg.mod", False, "f")
     cache.flush()
-    assert not list(tmp_path.rglob("*.json"))
+    assert [ModuleAnalysis.from_json(t).module_name for t in stored_entries(tmp_path).values()] == [
+        "pkg.mod"
+    ]
 
 
 def test_index_serves_precomputed_analyses_without_parsing(tmp_path, parse_calls):
