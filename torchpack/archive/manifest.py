@@ -21,7 +21,7 @@ from scratch, manifest included, from a genuine one: pin :attr:`Manifest.digest`
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from ..errors import ArchiveError, IntegrityError, MalformedArchiveError
 from .checksums import BLAKE3, SHA256, Buffer, digest_hex
@@ -34,7 +34,11 @@ from .format import (
     VERSION_RECORD,
     WRITER_TRAILER_RECORDS,
 )
-from .zip_index import ZipIndex
+
+if TYPE_CHECKING:  # writing an archive needs no ZIP parser
+    from collections.abc import Callable, Iterable
+
+    from .zip_index import ZipIndex
 
 CRC_ONLY = "crc32"
 _LINE = re.compile(r"([0-9a-f]{64}|crc32)  (.+)")

@@ -7,16 +7,18 @@ only read archives never pay for importing torch.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import io
 import os
 import select
 import signal
 import sys
-from collections.abc import Sequence
 
-from ..errors import ArchiveError
+# Only what the restart under a fixed hash seed needs is imported up front (see _run).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 # command name -> (module under torchpack.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -30,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _build_parser(command: str | None) -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="torchpack",
         description="Build, inspect and check torch.package-compatible model archives.",
@@ -67,6 +71,8 @@ def _run(argv: Sequence[str] | None) -> int:
         # this process (same pid, nothing to wait for or forward), before importing the build.
         command_line = [sys.executable, "-m", "torchpack", *arguments]
         os.execve(sys.executable, command_line, dict(os.environ, PYTHONHASHSEED="0"))
+    from ..errors import ArchiveError
+
     args = _build_parser(command if command in COMMANDS else None).parse_args(arguments)
     try:
         return args.run(args)
