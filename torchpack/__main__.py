@@ -2,7 +2,7 @@
 
 import sys
 
-from torchpack.cli import main
+from torchpack.cli import program
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(program())

@@ -48,6 +48,16 @@ def _build_parser(command: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def program() -> int:
+    """The ``torchpack`` program (``python -m torchpack``, the console script): :func:`main` on
+    the process's arguments, in a process that then ends."""
+    status = main()
+    from .collector import before_exit
+
+    before_exit()
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit status."""
     try:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from torchpack.analysis.module_analysis import AnalysisCache, AnalysisIndex, ModuleAnalyzer
+from torchpack.cli.collector import imports_spared
 
 DEFAULT_RESOURCE = "model/model.pkl"
 
@@ -180,9 +181,17 @@ def _analyzer(args: argparse.Namespace) -> ModuleAnalyzer | None:
 
 def build(args: argparse.Namespace) -> str:
     """Write the archive; returns a one-line summary."""
+    with imports_spared() as imports_done:
+        entry = load_entry(args.entry)
+        import torchpack.package_exporter  # noqa: F401  (torch too, if the entry did not)
+
+        imports_done()  # what the imports made lives until the process ends
+        return _export(entry, args)
+
+
+def _export(entry: Callable[[Mapping[str, Path]], Any], args: argparse.Namespace) -> str:
     from torchpack import PackageExporter
 
-    entry = load_entry(args.entry)
     objects = objects_to_save(entry(parse_data(args.data)), args.entry)
     analyzer = _analyzer(args)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
