@@ -178,6 +178,12 @@ def test_a_damaged_database_is_named_in_the_error(tmp_path):
         AnalysisCache(tmp_path).analyze(SOURCE, "pkg.mod", False, "f")
 
 
+def test_a_file_where_the_folder_should_be_is_named_in_the_error(tmp_path):
+    (tmp_path / "cache").write_text("a file")
+    with pytest.raises(OSError, match=f"analysis cache {tmp_path / 'cache'}.*another cache folder"):
+        AnalysisCache(tmp_path / "cache").analyze(SOURCE, "pkg.mod", False, "f")
+
+
 def test_unparsable_sources_are_not_cached(tmp_path):
     cache = AnalysisCache(tmp_path)
     for _ in range(2):

@@ -257,7 +257,7 @@ class AnalysisCache:
     def _errors_named(self, action: str) -> Iterator[None]:
         try:
             yield
-        except sqlite3.Error as err:
+        except (sqlite3.Error, OSError) as err:  # OSError: its folder cannot be made
             raise OSError(
                 f"analysis cache {self.path}: cannot {action} it ({err}); delete it to start "
                 "an empty cache, or pass another cache folder"
