@@ -3,8 +3,9 @@
 :func:`analyze_module` runs the import scanner once over a module's source; the resulting
 :class:`ModuleAnalysis` depends only on the source bytes, the module name and whether it is a
 package, so it round-trips through JSON and can be computed once and reused: by
-:class:`AnalysisCache` (a content-addressed folder, for repeated builds on one machine) or as a
-build output shared by every package built from the same library (the Bazel aspect).
+:class:`AnalysisCache` (a content-addressed database in a folder, for repeated builds on one
+machine) or as a build output shared by every package built from the same library (the Bazel
+aspect).
 """
 
 from __future__ import annotations
