@@ -71,3 +71,25 @@ def test_a_cache_that_cannot_be_written_fails_the_export_and_leaves_no_archive(
     with pytest.raises(OSError, match=f"analysis cache {blocked}"):
         export(target, blocked)
     assert not target.exists()
+
+
+def test_a_failed_export_keeps_the_analyses_it_made(tmp_path, source_tree, parse_calls):
+    """The next attempt (the pattern fixed) parses only what the failed one did not."""
+    from torchpack import PackagingError
+
+    source_tree(TREE)
+    from cached import Scale
+
+    cache = AnalysisCache(tmp_path / "cache")
+    with (
+        pytest.raises(PackagingError),
+        PackageExporter(tmp_path / "failed.pt", analysis_cache=cache) as exporter,
+    ):
+        exporter.deny("cached.util")  # first match wins: before the intern
+        exporter.intern("cached.**")
+        exporter.save_pickle("model", "model.pkl", Scale())
+    assert sorted(parse_calls) == ["cached", "cached.layers"]  # a denied module is not read
+    assert not (tmp_path / "failed.pt").exists()
+    parse_calls.clear()
+    export(tmp_path / "fixed" / "model.pt", AnalysisCache(tmp_path / "cache"))
+    assert parse_calls == ["cached.util"]

@@ -92,3 +92,32 @@ def test_what_the_entry_makes_is_still_collected_and_the_process_ends_normally(t
     assert marker.read_text() == "atexit ran"
     model = PackageImporter(output).load_pickle("model", "model.pkl")
     assert model(torch.ones(1, 4)).shape == (1, 2)
+
+
+def test_only_the_program_leaves_objects_frozen_for_its_exit(tmp_path):
+    """``main()`` called in a process that goes on leaves the collector as it found it;
+    ``program()``, whose process ends next, freezes everything for the shutdown."""
+    (tmp_path / "churn.py").write_text(textwrap.dedent(CHURN).replace("30_000", "10"))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(tmp_path)]),
+        PYTHONHASHSEED="0",  # no restart: this process is the build
+    )
+    code = textwrap.dedent(
+        f"""
+        import gc, sys
+        from torchpack.cli import main, program
+        arguments = ["build", "--entry", "churn:build", "--data", "marker={tmp_path / "m"}"]
+        assert main([*arguments, "-o", "{tmp_path / "a.pt"}"]) == 0
+        print(gc.get_freeze_count(), gc.isenabled())
+        sys.argv = ["torchpack", *arguments, "-o", "{tmp_path / "b.pt"}"]
+        assert program() == 0
+        print(gc.get_freeze_count() > 100_000)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "True", "True"]
