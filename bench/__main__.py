@@ -2,7 +2,8 @@
 ``python -m bench`` (see README).
 
 Every measurement runs in a fresh process; the contenders alternate round by round and the
-summary shows medians, each target's ratio and whether it is met, and the raw disk limit.
+summary shows medians, each target's ratio (the median of the ratios within rounds, with the
+ratio of the medians beside it) and whether it is met, and the raw disk limit.
 """
 
 from __future__ import annotations

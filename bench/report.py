@@ -6,15 +6,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .runner import CaseResult
+
 
 @dataclass
 class Target:
-    """A value a case reports; with a ``limit``, judged met when at or below it."""
+    """A value a case reports; with a ``limit``, judged met when at or below it.
+
+    A comparison's ``value`` is its paired ratio (see ``CaseResult.paired_ratio``), and
+    ``medians_ratio`` the ratio of the two medians, shown beside it.
+    """
 
     name: str
     value: float | None
     limit: float | None
     unit: str
+    medians_ratio: float | None = None
 
     @property
     def status(self) -> str:
@@ -27,11 +34,12 @@ class Target:
     def line(self) -> str:
         if self.value is None:
             return f"  {self.name}: not measured (a contender produced no value)"
+        medians = "" if self.medians_ratio is None else f"; of medians {self.medians_ratio:.3f}x"
         if self.limit is None:
-            return f"  {self.name}: {self.value:.3f}{self.unit} (reported)"
+            return f"  {self.name}: {self.value:.3f}{self.unit} (reported{medians})"
         return (
             f"  {self.name}: {self.value:.3f}{self.unit} "
-            f"(target <= {self.limit:.3g}{self.unit}) {self.status}"
+            f"(target <= {self.limit:.3g}{self.unit}{medians}) {self.status}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -42,6 +50,21 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or not denominator:
         return None
     return numerator / denominator
+
+
+def compare(
+    name: str,
+    result: CaseResult,
+    arm: str,
+    peer: str,
+    limit: float | None,
+    value: str = "seconds",
+    peer_value: str | None = None,
+) -> Target:
+    """``arm``'s ``value`` against ``peer``'s (``peer_value`` if another): judged on the
+    ratio paired within rounds, the ratio of the medians shown beside it."""
+    medians = ratio(result.median(arm, value), result.median(peer, peer_value or value))
+    return Target(name, result.paired_ratio(arm, peer, value, peer_value), limit, "x", medians)
 
 
 def draw_chart(

@@ -33,6 +33,23 @@ class CaseResult:
         values = [run[value] for run in self.runs.get(arm, []) if run.get(value) is not None]
         return statistics.median(values) if values else None
 
+    def paired_ratio(
+        self, arm: str, peer: str, value: str, peer_value: str | None = None
+    ) -> float | None:
+        """The median over rounds of ``arm``'s value over ``peer``'s in the same round.
+
+        Runs of one round are seconds apart, rounds a minute or more: on a host whose speed
+        drifts (this VM's at backing fresh memory swings several-fold from one minute to the
+        next), a ratio of two medians can set one contender's fast round against the other's
+        slow one, and pairing within rounds cancels the drift.
+        """
+        pairs = [
+            mine[value] / theirs[peer_value or value]
+            for mine, theirs in zip(self.runs.get(arm, []), self.runs.get(peer, []), strict=True)
+            if mine.get(value) is not None and theirs.get(peer_value or value)
+        ]
+        return statistics.median(pairs) if pairs else None
+
     def to_json(self) -> dict[str, Any]:
         medians: dict[str, dict[str, float]] = {}
         for arm, runs in self.runs.items():

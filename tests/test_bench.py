@@ -12,6 +12,9 @@ import sys
 
 from conftest import REPO_ROOT
 
+from bench.report import compare
+from bench.runner import CaseResult
+
 
 def test_bench_runs_and_writes_results_and_chart(tmp_path):
     out = tmp_path / "bench"
@@ -83,3 +86,19 @@ def test_bench_runs_and_writes_results_and_chart(tmp_path):
     assert "not measured: bazel build: skipped (--bazel-rounds 0)" in result.stdout
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in out.iterdir() if p.name.startswith("work-")], "archives left behind"
+
+
+def test_comparisons_pair_runs_of_the_same_round():
+    # A host that slows down tenfold in round 2 for both contenders: paired, torchpack takes
+    # half torch.package's time in most rounds; the ratio of medians would say 1.5x.
+    result = CaseResult(
+        {
+            "torchpack": [{"seconds": 1.0}, {"seconds": 10.0}, {"seconds": 3.0}],
+            "torch.package": [{"seconds": 2.0}, {"seconds": 20.0}, {"seconds": 1.0}],
+        }
+    )
+    target = compare("export", result, "torchpack", "torch.package", 1.0)
+    assert target.value == 0.5
+    assert target.medians_ratio == 1.5
+    assert target.status == "met"
+    assert target.line() == "  export: 0.500x (target <= 1x; of medians 1.500x) met"

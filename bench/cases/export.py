@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..model import weight_bytes, width_for
-from ..report import Target, ratio
+from ..report import Target, compare
 from ..runner import TORCH_PACKAGE, TORCHPACK, Arm, CaseResult, alternate
 
 NAME = "export"
@@ -35,15 +35,12 @@ def run(work: Path, settings: argparse.Namespace) -> CaseResult:
 
 
 def targets(result: CaseResult) -> list[Target]:
-    theirs = result.median(TORCH_PACKAGE, "seconds")
-    raw = result.median(RAW, "seconds")
     found = []
     # Judged as shipped (with the manifest) and doing torch.package's work (without it).
     for arm in (TORCHPACK, WITHOUT_MANIFEST):
-        ours = result.median(arm, "seconds")
         found += [
-            Target(f"export time, {arm} / torch.package", ratio(ours, theirs), 1.0, "x"),
-            Target(f"export time, {arm} / raw write", ratio(ours, raw), 1.25, "x"),
+            compare(f"export time, {arm} / torch.package", result, arm, TORCH_PACKAGE, 1.0),
+            compare(f"export time, {arm} / raw write", result, arm, RAW, 1.25),
         ]
     found.append(
         Target(

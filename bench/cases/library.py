@@ -9,7 +9,7 @@ from pathlib import Path
 
 from examples.real_libraries import CASES
 
-from ..report import Target, ratio
+from ..report import Target, compare
 from ..runner import TORCH_PACKAGE, TORCHPACK, Arm, CaseResult, alternate
 
 NAME = "real library"
@@ -31,11 +31,12 @@ def run(work: Path, settings: argparse.Namespace) -> CaseResult | str:
 
 def targets(result: CaseResult) -> list[Target]:
     return [
-        Target(
+        compare(
             "real library export, torchpack / torch.package",
-            ratio(result.median(TORCHPACK, "seconds"), result.median(TORCH_PACKAGE, "seconds")),
+            result,
+            TORCHPACK,
+            TORCH_PACKAGE,
             1 / 3,
-            "x",
         )
     ]
 

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from ..model import width_for
-from ..report import Target, ratio
+from ..report import Target, compare
 from ..runner import TORCH_PACKAGE, TORCHPACK, Arm, CaseResult, alternate, run_child
 
 NAME = "load"
@@ -40,55 +40,55 @@ def run(work: Path, settings: argparse.Namespace) -> CaseResult:
 
 
 def targets(result: CaseResult) -> list[Target]:
-    theirs_load = result.median(TORCH_PACKAGE, "load_seconds")
-    theirs_first = result.median(TORCH_PACKAGE, "first_forward_seconds")
-    mapped_first = result.median(MAPPED, "first_forward_seconds")
+    load, first = "load_seconds", "first_forward_seconds"
     return [
-        Target(
+        compare(
             "eager load time, torchpack / torch.package",
-            ratio(result.median(TORCHPACK, "load_seconds"), theirs_load),
+            result,
+            TORCHPACK,
+            TORCH_PACKAGE,
             1.0,
-            "x",
+            load,
         ),
-        Target(
+        compare(
             "eager load time, torchpack verify=False / torch.package",
-            ratio(result.median(UNVERIFIED, "load_seconds"), theirs_load),
+            result,
+            UNVERIFIED,
+            TORCH_PACKAGE,
             1.0,
-            "x",
+            load,
         ),
-        Target(
-            "eager load time, torchpack / raw read",
-            ratio(result.median(TORCHPACK, "load_seconds"), result.median(RAW, "seconds")),
-            None,
-            "x",
+        compare(
+            "eager load time, torchpack / raw read", result, TORCHPACK, RAW, None, load, "seconds"
         ),
-        Target(
+        compare(
             "mmap time to first forward / torch.package's",
-            ratio(mapped_first, theirs_first),
+            result,
+            MAPPED,
+            TORCH_PACKAGE,
             0.1,
-            "x",
+            first,
         ),
-        Target(
+        compare(
             # The lowest ratio any loader could reach: the forward alone, weights in memory.
             "floor: a forward on resident weights / torch.package's time to first forward",
-            ratio(result.median(MAPPED, "second_forward_seconds"), theirs_first),
+            result,
+            MAPPED,
+            TORCH_PACKAGE,
             None,
-            "x",
+            "second_forward_seconds",
+            first,
         ),
-        Target(
-            "mmap time to first forward / safetensors'",
-            ratio(mapped_first, result.median(SAFETENSORS, "first_forward_seconds")),
-            1.2,
-            "x",
+        compare(
+            "mmap time to first forward / safetensors'", result, MAPPED, SAFETENSORS, 1.2, first
         ),
-        Target(
+        compare(
             "mmap resident memory after the forward / safetensors'",
-            ratio(
-                result.median(MAPPED, "resident_mib"),
-                result.median(SAFETENSORS, "resident_mib"),
-            ),
+            result,
+            MAPPED,
+            SAFETENSORS,
             None,
-            "x",
+            "resident_mib",
         ),
     ]
 

@@ -8,7 +8,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from ..report import Target, ratio
+from ..report import Target, compare
 from ..runner import TORCH_PACKAGE, TORCHPACK, Arm, CaseResult, alternate
 
 NAME = "resolve"
@@ -36,19 +36,20 @@ def run(work: Path, settings: argparse.Namespace) -> CaseResult:
 
 
 def targets(result: CaseResult) -> list[Target]:
-    theirs = result.median(TORCH_PACKAGE, "seconds")
     return [
-        Target(
+        compare(
             "dependency resolution cold, torchpack / torch.package",
-            ratio(result.median(TORCHPACK, "seconds"), theirs),
+            result,
+            TORCHPACK,
+            TORCH_PACKAGE,
             0.5,
-            "x",
         ),
-        Target(
+        compare(
             "dependency resolution warm cache, torchpack / torch.package",
-            ratio(result.median(WARM, "seconds"), theirs),
+            result,
+            WARM,
+            TORCH_PACKAGE,
             0.1,
-            "x",
         ),
     ]
 

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..model import token_table
-from ..report import Target, ratio
+from ..report import Target, compare
 from ..runner import Arm, CaseResult, alternate
 
 NAME = "safe pre-scan"
@@ -28,12 +28,7 @@ def run(work: Path, settings: argparse.Namespace) -> CaseResult:
 
 def targets(result: CaseResult) -> list[Target]:
     return [
-        Target(
-            "safe=True pre-scan / unpickling the same pickle",
-            ratio(result.median("scan", "seconds"), result.median("unpickle", "seconds")),
-            1.5,
-            "x",
-        )
+        compare("safe=True pre-scan / unpickling the same pickle", result, "scan", "unpickle", 1.5)
     ]
 
 

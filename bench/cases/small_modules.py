@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..report import Target, ratio
+from ..report import Target, compare
 from ..runner import REPO_ROOT, TORCH_PACKAGE, TORCHPACK, Arm, CaseResult, alternate
 from ..small_library import ENTRY, PACKAGE, write_library
 
@@ -74,32 +74,34 @@ def run(work: Path, settings: argparse.Namespace) -> CaseResult:
 
 
 def targets(result: CaseResult) -> list[Target]:
-    theirs = result.median(TORCH_PACKAGE, "seconds")
-    script = result.median(SCRIPT, "seconds")
     return [
-        Target(
+        compare(
             "many small modules, one process, torchpack / torch.package",
-            ratio(result.median(TORCHPACK, "seconds"), theirs),
+            result,
+            TORCHPACK,
+            TORCH_PACKAGE,
             1.0,
-            "x",
         ),
-        Target(
+        compare(
             "many small modules, one process, no __pycache__, torchpack / torch.package",
-            ratio(result.median(NO_BYTECODE, "seconds"), theirs),
+            result,
+            NO_BYTECODE,
+            TORCH_PACKAGE,
             None,
-            "x",
         ),
-        Target(
+        compare(
             "many small modules, torchpack build (empty cache) / torch.package script",
-            ratio(result.median(BUILD_COLD, "seconds"), script),
+            result,
+            BUILD_COLD,
+            SCRIPT,
             1.0,
-            "x",
         ),
-        Target(
+        compare(
             "many small modules, torchpack build (warm cache) / torch.package script",
-            ratio(result.median(BUILD_WARM, "seconds"), script),
+            result,
+            BUILD_WARM,
+            SCRIPT,
             None,
-            "x",
         ),
     ]
 
