@@ -15,7 +15,6 @@ from . import _mock
 from ._mangling import demangle, is_mangled
 from .analysis.glob_group import GlobGroup, GlobPattern
 from .analysis.module_analysis import AnalysisCache, ModuleAnalyzer
-from .analysis.pickle_scanner import find_globals
 from .archive.format import (
     EXTERN_MODULES_RECORD,
     MOCK_SUPPORT_RECORD,
@@ -32,7 +31,7 @@ from .export.module_actions import ModuleAction
 from .export.module_source import ModuleSource
 from .export.pickler import dumps
 from .export.script_records import ScriptRecords
-from .export.storages import StorageSaver
+from .export.storages import STORAGE_TYPES, StorageSaver
 from .importer import Importer, OrderedImporter, as_importer, sys_importer
 
 __all__ = ["EmptyMatchError", "PackageExporter", "PackagingError", "PackagingErrorReason"]
@@ -161,11 +160,11 @@ class PackageExporter:
                 f"pickle_protocol must be 3 or 4 (as torch.package), not {pickle_protocol}"
             )
         record = resource_record(package, resource)
-        data = dumps(
+        data, references = dumps(
             obj, self.importer, protocol=pickle_protocol, persistent_id=self._persistent_id
         )
         if dependencies:
-            self._resolver.require_from_pickle(package, resource, find_globals(data, record))
+            self._resolver.require_from_pickle(package, resource, references)
         self._archive.write(record, data)
 
     def save_text(self, package: str, resource: str, text: str) -> None:
@@ -232,9 +231,8 @@ class PackageExporter:
         return unique_id
 
     def _persistent_id(self, obj: Any) -> Any:
-        storage_id = self._storages.persistent_id(obj)
-        if storage_id is not None:
-            return storage_id
+        if isinstance(obj, STORAGE_TYPES):
+            return self._storages.persistent_id(obj)
         if isinstance(obj, type) or not hasattr(obj, "__reduce_package__"):
             return None
         if isinstance(obj, torch.jit.ScriptModule):

@@ -4,6 +4,9 @@ The standard pickler writes ``obj.__module__`` as it is. Objects loaded from a p
 mangled modules (``<torch_package_0>.models``), and must be written under their real name
 (``models``) so that the new package can provide that module. The importer chain decides the
 name, and checks that the name leads back to the very same object.
+
+Every global goes through :meth:`PackagePickler.save_global`, so the pickler also keeps the
+``(module, name)`` pairs it wrote: the pickle's dependencies, without decoding it again.
 """
 
 from __future__ import annotations
@@ -35,17 +38,17 @@ class PackagePickler(_BasePickler):
     ) -> None:
         super().__init__(file, protocol=protocol)
         self.importer = importer
-        self._persistent_id_hook = persistent_id
+        # The globals written, in order of first appearance (a dict as an ordered set).
+        self.globals_written: dict[tuple[str, str], None] = {}
+        if persistent_id is not None:
+            # In place of the base class's method (which returns None), as torch.package's
+            # callers assign it: no extra call for each of the many objects a model pickles.
+            self.persistent_id = persistent_id
         # The base class maps functions straight to its own save_global; route them to ours.
         self.dispatch = dict(_BasePickler.dispatch)
         self.dispatch[FunctionType] = PackagePickler.save_global
         self.dispatch[set] = PackagePickler._save_set
         self.dispatch[frozenset] = PackagePickler._save_frozenset
-
-    def persistent_id(self, obj: Any) -> Any:
-        if self._persistent_id_hook is None:
-            return None
-        return self._persistent_id_hook(obj)
 
     def save_global(self, obj: Any, name: str | None = None) -> None:
         try:
@@ -59,6 +62,7 @@ class PackagePickler(_BasePickler):
         if self.proto >= 2:
             code = _extension_registry.get((module_name, name))
             if code:
+                self.globals_written[module_name, name] = None
                 if code <= 0xFF:
                     self.write(pickle.EXT1 + pack("<B", code))
                 elif code <= 0xFFFF:
@@ -71,6 +75,7 @@ class PackagePickler(_BasePickler):
             self.save(module_name)
             self.save(name)
             self.write(pickle.STACK_GLOBAL)
+            self.globals_written[module_name, name] = None
         elif parent is not module:
             # Protocols below 4 cannot name a nested class directly.
             self.save_reduce(getattr, (parent, last_name))
@@ -84,6 +89,7 @@ class PackagePickler(_BasePickler):
                     f"protocol {self.proto}"
                 ) from None
             self.write(pickle.GLOBAL + line)
+            self.globals_written[module_name, name] = None
         self.memoize(obj)
 
     # Sets iterate in hash order, and str hashes change with PYTHONHASHSEED: write the items
@@ -131,10 +137,12 @@ def dumps(
     *,
     protocol: int,
     persistent_id: Callable[[Any], Any] | None = None,
-) -> bytes:
+) -> tuple[bytes, list[tuple[str, str]]]:
+    """The pickle of ``obj``, and the ``(module, name)`` globals it references."""
     buffer = io.BytesIO()
-    PackagePickler(importer, buffer, protocol=protocol, persistent_id=persistent_id).dump(obj)
-    return buffer.getvalue()
+    pickler = PackagePickler(importer, buffer, protocol=protocol, persistent_id=persistent_id)
+    pickler.dump(obj)
+    return buffer.getvalue(), list(pickler.globals_written)
 
 
 def create_pickler(data_buf: IO[bytes], importer: Importer, protocol: int = 4) -> PackagePickler:

@@ -15,6 +15,9 @@ from torch.serialization import location_tag, normalize_storage_type
 
 from ..archive.format import storage_record
 
+# What StorageSaver.persistent_id names: a quick test for the few objects among many.
+STORAGE_TYPES = (torch.storage.TypedStorage, torch.UntypedStorage)
+
 
 class StorageSaver:
     """Persistent ids for storages met while pickling; writes each storage's bytes once."""
