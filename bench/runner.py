@@ -38,10 +38,10 @@ class CaseResult:
     ) -> float | None:
         """The median over rounds of ``arm``'s value over ``peer``'s in the same round.
 
-        Runs of one round are seconds apart, rounds a minute or more: on a host whose speed
-        drifts (this VM's at backing fresh memory swings several-fold from one minute to the
-        next), a ratio of two medians can set one contender's fast round against the other's
-        slow one, and pairing within rounds cancels the drift.
+        The runs of one round follow one another, and a contender's own runs are a round
+        apart: on a host whose speed drifts (this VM's at backing fresh memory swings
+        several-fold within a minute), a ratio of two medians can set one contender's fast
+        round against the other's slow one, and pairing within rounds cancels most of the drift.
         """
         pairs = [
             mine[value] / theirs[peer_value or value]
